@@ -1,0 +1,156 @@
+"""Command line: train a preset with the app's own engine, evaluate a saved run.
+
+    python -m core train --preset tutorial|fast|robust [--epochs N] [--data-dir DIR] [--runs-dir DIR]
+    python -m core evaluate RUN [--data-dir DIR] [--runs-dir DIR]
+
+Both end with one JSON line on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import resource
+import sys
+import time
+
+from core.models import PRESETS, ConfigError, preset
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _print_progress(job, last: tuple[int, int]) -> tuple[int, int]:
+    snap = job.snapshot()
+    epochs = snap.epoch_history.get("epoch", [])
+    if len(epochs) > last[0]:
+        for i in range(last[0], len(epochs)):
+            h = snap.epoch_history
+            parts = [f"epoch {int(epochs[i])}/{snap.epochs}"]
+            for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+                if key in h and i < len(h[key]):
+                    parts.append(f"{key} {h[key][i]:.4f}")
+            parts.append(f"lr {h.get('learning_rate', [0])[i]:.2e}")
+            parts.append(f"{h['seconds'][i]:.1f}s")
+            print("  ".join(parts), flush=True)
+        return len(epochs), snap.batch
+    return last
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train a preset and save it as a run."""
+    from core.data import load_mnist
+    from core.runs import RunStore
+    from core.training import JobRegistry, JobState, TrainingJob
+
+    try:
+        config = preset(args.preset)
+        changes = {}
+        for name in ("epochs", "seed", "batch_size", "train_samples"):
+            value = getattr(args, name)
+            if value is not None:
+                changes[name] = value
+        config = dataclasses.replace(config, **changes).validate()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    data = load_mnist(args.data_dir)
+    print(f"data: {data.description}: {data.shapes()}", flush=True)
+    store = RunStore(args.runs_dir) if not args.no_save else None
+    job = TrainingJob(config, data, store=store, run_name=args.name)
+    job.start(JobRegistry(max_concurrent=1))
+    last = (0, 0)
+    try:
+        while not job.wait(timeout=0.5):
+            last = _print_progress(job, last)
+    except KeyboardInterrupt:
+        print("stopping…", file=sys.stderr, flush=True)
+        job.stop()
+        job.wait()
+    _print_progress(job, last)
+    snap = job.snapshot()
+    if snap.state == JobState.FAILED:
+        print(f"error: {snap.message}", file=sys.stderr)
+        return 1
+    result = {
+        "run": job.run_name,
+        "state": snap.state.value,
+        "preset": config.preset,
+        "test_accuracy": job.test_metrics.get("test_accuracy"),
+        "test_loss": job.test_metrics.get("test_loss"),
+        "train_seconds": round(job.train_seconds, 2),
+        "epochs": len(snap.epoch_history.get("epoch", [])),
+        "images_per_second": round(
+            len(snap.batch_history.get("step", []))
+            * config.batch_size
+            / max(job.train_seconds, 1e-9)
+        ),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "data_source": data.source,
+    }
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Evaluate a saved run on the test set."""
+    from core.data import load_mnist
+    from core.evaluation import evaluate
+    from core.runs import RunError, RunStore
+
+    store = RunStore(args.runs_dir)
+    try:
+        info = store.get(args.run)
+        model = store.load_model(args.run)
+    except RunError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    data = load_mnist(args.data_dir)
+    start = time.perf_counter()
+    result = evaluate(model, data.x_test, data.y_test)
+    print(
+        json.dumps(
+            {
+                "run": info.name,
+                "test_accuracy": result.accuracy,
+                "test_loss": result.loss,
+                "recorded_test_accuracy": info.test_accuracy,
+                "evaluate_seconds": round(time.perf_counter() - start, 3),
+                "test_samples": len(data.y_test),
+                "data_source": data.source,
+                "peak_rss_mb": round(peak_rss_mb(), 1),
+            }
+        ),
+        flush=True,
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run the command."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = argparse.ArgumentParser(prog="python -m core", description="Digit Lab command line.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser("train", help="train a preset and save the run")
+    train.add_argument("--preset", choices=sorted(PRESETS), default="tutorial")
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--seed", type=int)
+    train.add_argument("--batch-size", dest="batch_size", type=int)
+    train.add_argument("--train-samples", dest="train_samples", type=int)
+    train.add_argument("--name", help="run name (default: preset and time)")
+    train.add_argument("--no-save", action="store_true", help="do not save the run")
+    ev = sub.add_parser("evaluate", help="evaluate a saved run on the test set")
+    ev.add_argument("run")
+    for p in (train, ev):
+        p.add_argument("--data-dir", help="folder with the MNIST IDX files or mnist.npz")
+        p.add_argument("--runs-dir", default=os.environ.get("DIGITLAB_RUNS_DIR", "runs"))
+    args = parser.parse_args(argv)
+    return cmd_train(args) if args.command == "train" else cmd_evaluate(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

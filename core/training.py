@@ -1,0 +1,552 @@
+"""Background training: a job runs model.fit on a worker thread, the UI polls its progress.
+
+The worker never touches Streamlit. Errors cross the thread boundary as data (the job's state and
+message). A process-wide JobRegistry limits how many jobs train at once; the others wait in order.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import threading
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import keras
+import numpy as np
+
+from core.data import MnistData, make_dataset, preprocess_images, validation_split
+from core.models import ModelConfig, build_model, make_callbacks
+
+log = logging.getLogger(__name__)
+
+PROBE_COUNT = 12
+RATE_WINDOW = 50
+
+
+class JobState(StrEnum):
+    """Where a job is in its life."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    FINISHED = "finished"
+    FAILED = "failed"
+
+    @property
+    def done(self) -> bool:
+        """True for the states a job never leaves."""
+        return self in (JobState.STOPPED, JobState.FINISHED, JobState.FAILED)
+
+
+class NanLossError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass
+class ProgressSnapshot:
+    """A consistent copy of a job's progress, safe to read from the UI thread."""
+
+    state: JobState
+    message: str
+    epoch: int
+    epochs: int
+    batch: int
+    steps_per_epoch: int
+    batch_history: dict[str, list[float]]
+    epoch_history: dict[str, list[float]]
+    elapsed: float
+    images_per_second: float
+    eta_seconds: float | None
+    probe_predictions: list[np.ndarray]
+    queue_position: int | None = None
+    test_metrics: dict[str, float] = field(default_factory=dict)
+    run_name: str | None = None
+
+    @property
+    def fraction(self) -> float:
+        """How much of the planned training is done, 0 to 1."""
+        total = self.epochs * self.steps_per_epoch
+        done = (self.epoch - 1) * self.steps_per_epoch + self.batch if self.epoch else 0
+        return 0.0 if total == 0 else min(1.0, max(0.0, done / total))
+
+
+class Progress:
+    """Thread-safe record of per-batch and per-epoch figures, written by the training callback."""
+
+    def __init__(self, epochs: int = 0, steps_per_epoch: int = 0):
+        self._lock = threading.Lock()
+        self.epochs = epochs
+        self.steps_per_epoch = steps_per_epoch
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every figure (a new training run)."""
+        with self._lock:
+            self._batch: dict[str, list[float]] = {}
+            self._epoch: dict[str, list[float]] = {}
+            self._probes: list[np.ndarray] = []
+            self._epoch_now = 0
+            self._batch_now = 0
+            self._start = time.perf_counter()
+            self._end: float | None = None
+            self._rate_times: deque[tuple[float, int]] = deque(maxlen=RATE_WINDOW)
+            self._images = 0
+
+    def start_clock(self) -> None:
+        """Training begins now (time spent queued or building does not count)."""
+        with self._lock:
+            self._start = time.perf_counter()
+            self._end = None
+
+    def stop_clock(self) -> None:
+        """Training ended now."""
+        with self._lock:
+            self._end = time.perf_counter()
+
+    def record_batch(self, epoch: int, batch: int, step: int, images: int, logs: dict) -> None:
+        """One finished batch: its loss, accuracy, learning rate and the running throughput."""
+        now = time.perf_counter()
+        with self._lock:
+            self._epoch_now, self._batch_now = epoch, batch
+            self._images += images
+            self._rate_times.append((now, self._images))
+            self._batch.setdefault("step", []).append(float(step))
+            for key, value in logs.items():
+                self._batch.setdefault(key, []).append(float(value))
+
+    def record_epoch(self, epoch: int, logs: dict) -> None:
+        """One finished epoch, with its validation figures when there are any."""
+        with self._lock:
+            self._epoch.setdefault("epoch", []).append(float(epoch))
+            self._epoch.setdefault("seconds", []).append(time.perf_counter() - self._start)
+            for key, value in logs.items():
+                self._epoch.setdefault(key, []).append(float(value))
+
+    def record_probes(self, probabilities: np.ndarray) -> None:
+        """The model's current guesses for the fixed probe digits."""
+        with self._lock:
+            self._probes.append(np.asarray(probabilities, dtype=np.float32))
+
+    def elapsed(self) -> float:
+        """Seconds of training so far (or in total, once ended)."""
+        with self._lock:
+            return (self._end or time.perf_counter()) - self._start
+
+    def snapshot(self, state: JobState, message: str, **extra) -> ProgressSnapshot:
+        """Copy everything under the lock, and work out throughput and time left."""
+        with self._lock:
+            elapsed = (self._end or time.perf_counter()) - self._start
+            rate = 0.0
+            if len(self._rate_times) >= 2:
+                (t0, n0), (t1, n1) = self._rate_times[0], self._rate_times[-1]
+                rate = (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
+            done_steps = len(self._batch.get("step", []))
+            total_steps = self.epochs * self.steps_per_epoch
+            eta = None
+            if done_steps and not state.done and rate > 0:
+                per_step = elapsed / done_steps
+                eta = max(0.0, (total_steps - done_steps) * per_step)
+            return ProgressSnapshot(
+                state=state,
+                message=message,
+                epoch=self._epoch_now,
+                epochs=self.epochs,
+                batch=self._batch_now,
+                steps_per_epoch=self.steps_per_epoch,
+                batch_history={k: list(v) for k, v in self._batch.items()},
+                epoch_history={k: list(v) for k, v in self._epoch.items()},
+                elapsed=elapsed,
+                images_per_second=rate,
+                eta_seconds=eta,
+                probe_predictions=list(self._probes),
+                **extra,
+            )
+
+
+class ProgressCallback(keras.callbacks.Callback):
+    """Writes per-batch and per-epoch figures into a Progress; stops when the stop flag is up.
+
+    It is async-safe, so Keras runs its batch hook off the training loop's critical path.
+    """
+
+    async_safe = True
+
+    def __init__(
+        self,
+        progress: Progress,
+        stop_event: threading.Event,
+        batch_size: int,
+        probe_images: np.ndarray | None = None,
+        terminate_on_nan: bool = True,
+        steps_per_epoch: int = 0,
+    ):
+        super().__init__()
+        self.progress = progress
+        self.stop_event = stop_event
+        self.batch_size = batch_size
+        self.probe_images = probe_images
+        self.terminate_on_nan = terminate_on_nan
+        self.steps_per_epoch = steps_per_epoch
+
+    def on_train_begin(self, logs=None):
+        self.epoch = 0
+        self.nan_at: tuple[int, int] | None = None
+        self.progress.start_clock()
+        self._record_probes()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch + 1
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        step = (self.epoch - 1) * self.steps_per_epoch + batch + 1
+        logs = dict(logs, learning_rate=self._learning_rate())
+        self.progress.record_batch(self.epoch, batch + 1, step, self.batch_size, logs)
+        loss = logs.get("loss")
+        if self.terminate_on_nan and loss is not None and not math.isfinite(loss):
+            self.nan_at = (self.epoch, batch + 1)
+            self.model.stop_training = True
+        if self.stop_event.is_set():
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {}, learning_rate=self._learning_rate())
+        if self.nan_at is None:
+            self.progress.record_epoch(epoch + 1, logs)
+            self._record_probes()
+
+    def on_train_end(self, logs=None):
+        self.progress.stop_clock()
+
+    def _learning_rate(self) -> float:
+        return float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+    def _record_probes(self) -> None:
+        if self.probe_images is not None and len(self.probe_images):
+            probs = self.model(self.probe_images, training=False)
+            self.progress.record_probes(keras.ops.convert_to_numpy(probs))
+
+
+def probe_indices(labels: np.ndarray, count: int = PROBE_COUNT) -> np.ndarray:
+    """A fixed, readable set of test digits: the first of each class, then the next ones."""
+    labels = np.asarray(labels)
+    picked: list[int] = []
+    for digit in range(10):
+        hits = np.flatnonzero(labels == digit)
+        if len(hits):
+            picked.append(int(hits[0]))
+    chosen = set(picked)
+    rest = (i for i in range(len(labels)) if i not in chosen)
+    picked.extend(itertools.islice(rest, max(0, count - len(picked))))
+    return np.array(picked[:count], dtype=np.int64)
+
+
+_job_ids = itertools.count(1)
+
+
+class TrainingJob:
+    """One training run on a worker thread: queued, running, stopping, then stopped/finished/failed."""
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        data: MnistData,
+        store=None,
+        run_name: str | None = None,
+        extra_examples: tuple[np.ndarray, np.ndarray] | None = None,
+        owner: str | None = None,
+        save_stopped: bool = True,
+    ):
+        config.validate()
+        self.id = f"job-{next(_job_ids)}-{int(time.time())}"
+        self.config = config
+        self.data = data
+        self.store = store
+        self.requested_name = run_name
+        self.extra_examples = extra_examples
+        self.owner = owner
+        self.save_stopped = save_stopped
+        self.created_at = time.time()
+        self.probe_index = probe_indices(data.y_test)
+        self.probe_labels = data.y_test[self.probe_index]
+        n = config.samples(len(data.x_train)) + (len(extra_examples[0]) if extra_examples else 0)
+        n_train = n - int(round(n * config.validation_split))
+        self.steps_per_epoch = max(1, math.ceil(n_train / config.batch_size))
+        self.progress = Progress(config.epochs, self.steps_per_epoch)
+        self._stop = threading.Event()
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._state = JobState.QUEUED
+        self._message = "Waiting for a free training slot."
+        self._traceback = ""
+        self._thread: threading.Thread | None = None
+        self._registry: JobRegistry | None = None
+        self.model = None
+        self.test_metrics: dict[str, float] = {}
+        self.run_name: str | None = None
+        self.train_seconds = 0.0
+
+    # ----- public -------------------------------------------------------------------------
+    @property
+    def state(self) -> JobState:
+        """The job's current state."""
+        with self._lock:
+            return self._state
+
+    @property
+    def message(self) -> str:
+        """What the job is doing, or why it ended, in words."""
+        with self._lock:
+            return self._message
+
+    @property
+    def traceback(self) -> str:
+        """The worker's traceback when the job failed, else empty."""
+        return self._traceback
+
+    def start(self, registry: JobRegistry | None = None) -> TrainingJob:
+        """Queue the job in registry (a private one-slot registry when None) and return it."""
+        (registry or JobRegistry(max_concurrent=1)).submit(self)
+        return self
+
+    def stop(self) -> None:
+        """Ask the job to end at the next batch, keeping what it learned."""
+        self._stop.set()
+        with self._lock:
+            if self._state == JobState.RUNNING:
+                self._state = JobState.STOPPING
+                self._message = "Stopping after the current batch…"
+        if self._registry is not None:
+            self._registry.wake()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the job has ended; True if it did within timeout."""
+        return self._done.wait(timeout)
+
+    def snapshot(self) -> ProgressSnapshot:
+        """The job's progress and state, copied for the UI."""
+        position = self._registry.queue_position(self) if self._registry else None
+        with self._lock:
+            state, message = self._state, self._message
+        return self.progress.snapshot(
+            state,
+            message,
+            queue_position=position,
+            test_metrics=dict(self.test_metrics),
+            run_name=self.run_name,
+        )
+
+    # ----- worker -------------------------------------------------------------------------
+    def _set(self, state: JobState, message: str) -> None:
+        if state == JobState.RUNNING and self._stop.is_set():
+            state = JobState.STOPPING
+        with self._lock:
+            self._state, self._message = state, message
+
+    def _run(self) -> None:
+        """The worker thread: wait for a slot, train, evaluate, save; never raises."""
+        registry = self._registry
+        try:
+            if not registry.acquire(self):
+                self._set(JobState.STOPPED, "Stopped before it started; nothing was trained.")
+                return
+            try:
+                self._train()
+            finally:
+                registry.release(self)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes the job's state
+            self._traceback = traceback.format_exc()
+            log.exception("Training job %s failed", self.id)
+            self._set(JobState.FAILED, _describe(exc))
+        finally:
+            self._done.set()
+
+    def _datasets(self):
+        cfg = self.config
+        x = self.data.x_train[: cfg.samples(len(self.data.x_train))]
+        y = self.data.y_train[: len(x)]
+        if self.extra_examples is not None and len(self.extra_examples[0]):
+            x = np.concatenate([x, self.extra_examples[0].astype(np.uint8)])
+            y = np.concatenate([y, self.extra_examples[1].astype(np.uint8)])
+        x_tr, y_tr, x_val, y_val = validation_split(x, y, cfg.validation_split)
+        train = make_dataset(x_tr, y_tr, cfg.batch_size, shuffle=True, seed=cfg.seed)
+        val = make_dataset(x_val, y_val, 1000) if len(x_val) else None
+        return train, val
+
+    def _train(self) -> None:
+        cfg = self.config
+        self._set(JobState.RUNNING, "Building the model…")
+        if self._stop.is_set():
+            self._set(JobState.STOPPED, "Stopped before training began; nothing was trained.")
+            return
+        self.model = build_model(cfg, steps_per_epoch=self.steps_per_epoch)
+        train, val = self._datasets()
+        callback = ProgressCallback(
+            self.progress,
+            self._stop,
+            batch_size=cfg.batch_size,
+            probe_images=preprocess_images(self.data.x_test[self.probe_index]),
+            terminate_on_nan=cfg.terminate_on_nan,
+            steps_per_epoch=self.steps_per_epoch,
+        )
+        if not self._stop.is_set():
+            self._set(JobState.RUNNING, "Training…")
+        self.model.fit(
+            train,
+            epochs=cfg.epochs,
+            validation_data=val,
+            callbacks=[callback, *make_callbacks(cfg)],
+            shuffle=False,  # the tf.data pipeline shuffles
+            verbose=0,
+        )
+        self.train_seconds = self.progress.elapsed()
+        if callback.nan_at is not None:
+            epoch, batch = callback.nan_at
+            raise NanLossError(
+                f"The loss became NaN at epoch {epoch}, batch {batch}: training diverged. "
+                "Lower the learning rate (or turn on batch normalization) and try again."
+            )
+        stopped = self._stop.is_set()
+        trained = len(self.progress.snapshot(JobState.RUNNING, "").batch_history.get("step", []))
+        if stopped and (trained == 0 or not self.save_stopped):
+            self._set(JobState.STOPPED, "Stopped before the first batch; nothing to save.")
+            return
+        self._set(JobState.STOPPING if stopped else JobState.RUNNING, "Evaluating on the test set…")
+        from core.evaluation import evaluate
+
+        result = evaluate(self.model, self.data.x_test, self.data.y_test)
+        self.test_metrics = {"test_loss": result.loss, "test_accuracy": result.accuracy}
+        status = "stopped" if stopped else "finished"
+        if self.store is not None:
+            self._set(JobState.STOPPING if stopped else JobState.RUNNING, "Saving the run…")
+            history = self.progress.snapshot(JobState.RUNNING, "").epoch_history
+            info = self.store.save_run(
+                self.model,
+                cfg,
+                history=history,
+                metrics=self.test_metrics,
+                meta={
+                    "status": status,
+                    "train_seconds": round(self.train_seconds, 2),
+                    "epochs_completed": len(history.get("epoch", [])),
+                    "data_source": self.data.label,
+                    "train_samples": cfg.samples(len(self.data.x_train)),
+                    "user_examples": 0
+                    if self.extra_examples is None
+                    else len(self.extra_examples[0]),
+                    "started_at": self.created_at,
+                },
+                name=self.requested_name,
+            )
+            self.run_name = info.name
+        accuracy = f"{result.accuracy:.2%}"
+        if stopped:
+            saved = f" Saved as run '{self.run_name}' (stopped)." if self.run_name else ""
+            self._set(JobState.STOPPED, f"Stopped early; test accuracy {accuracy}.{saved}")
+        else:
+            saved = f" Saved as run '{self.run_name}'." if self.run_name else ""
+            self._set(JobState.FINISHED, f"Finished: test accuracy {accuracy}.{saved}")
+
+
+def _describe(exc: BaseException) -> str:
+    """A user-facing message for an exception from the worker."""
+    if isinstance(exc, NanLossError):
+        return str(exc)
+    if isinstance(exc, MemoryError):
+        return (
+            "Out of memory while training: use fewer samples, a smaller batch or a smaller network."
+        )
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    return f"Training failed: {type(exc).__name__}: {first}"[:500]
+
+
+class JobRegistry:
+    """Process-wide list of jobs; at most max_concurrent train at once, the others wait in order."""
+
+    def __init__(self, max_concurrent: int = 1, keep: int = 50):
+        if max_concurrent < 1:
+            raise ValueError("max_concurrent must be at least 1.")
+        self.max_concurrent = max_concurrent
+        self.keep = keep
+        self._cond = threading.Condition()
+        self._jobs: list[TrainingJob] = []
+        self._waiting: list[TrainingJob] = []
+        self._running: set[str] = set()
+
+    def submit(self, job: TrainingJob) -> TrainingJob:
+        """Add a job to the end of the queue and start its worker thread."""
+        with self._cond:
+            job._registry = self
+            self._jobs.append(job)
+            self._waiting.append(job)
+            finished = [j for j in self._jobs if j.state.done]
+            for old in finished[: max(0, len(self._jobs) - self.keep)]:
+                self._jobs.remove(old)
+        job._thread = threading.Thread(target=job._run, name=job.id, daemon=True)
+        job._thread.start()
+        return job
+
+    def acquire(self, job: TrainingJob) -> bool:
+        """Block until job is first in line and a slot is free; False if it was stopped first."""
+        with self._cond:
+            while True:
+                if job._stop.is_set():
+                    self._waiting.remove(job)
+                    self._cond.notify_all()
+                    return False
+                if self._waiting[0] is job and len(self._running) < self.max_concurrent:
+                    self._waiting.pop(0)
+                    self._running.add(job.id)
+                    self._cond.notify_all()
+                    return True
+                self._cond.wait(timeout=1.0)
+
+    def release(self, job: TrainingJob) -> None:
+        """The job no longer trains: give its slot to the next in line."""
+        with self._cond:
+            self._running.discard(job.id)
+            self._cond.notify_all()
+
+    def wake(self) -> None:
+        """Let waiting jobs re-check their stop flags."""
+        with self._cond:
+            self._cond.notify_all()
+
+    def queue_position(self, job: TrainingJob) -> int | None:
+        """1 for the next job to start, 2 for the one after; None when not waiting."""
+        with self._cond:
+            try:
+                return self._waiting.index(job) + 1
+            except ValueError:
+                return None
+
+    def jobs(self, owner: str | None = None) -> list[TrainingJob]:
+        """Known jobs, newest first (only owner's when given)."""
+        with self._cond:
+            jobs = list(reversed(self._jobs))
+        return [j for j in jobs if owner is None or j.owner == owner]
+
+    def get(self, job_id: str) -> TrainingJob | None:
+        """A job by id, or None."""
+        with self._cond:
+            return next((j for j in self._jobs if j.id == job_id), None)
+
+    def active(self) -> list[TrainingJob]:
+        """Jobs that are queued, running or stopping."""
+        return [j for j in self.jobs() if not j.state.done]
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Stop every job and wait for their threads (tests, process exit)."""
+        for job in self.jobs():
+            job.stop()
+        deadline = time.monotonic() + timeout
+        for job in self.jobs():
+            if job._thread is not None:
+                job._thread.join(max(0.0, deadline - time.monotonic()))
