@@ -1,0 +1,168 @@
+"""Browser end-to-end support: a real Streamlit server and headless Debian Chromium via Playwright.
+
+Import the fixtures into a test module: `from tests.e2e import app_server, page  # noqa: F401`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def mnist_dir() -> Path:
+    """The shared MNIST folder beside the repository (or $MNIST_DIR)."""
+    return Path(os.environ.get("MNIST_DIR") or ROOT.parent / "shared" / "data" / "mnist")
+
+
+def require_browser() -> None:
+    """Skip locally when Chromium or Playwright is missing; in CI that is a failure."""
+    missing = []
+    if not Path(CHROMIUM).exists():
+        missing.append(CHROMIUM)
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing.append("playwright (pip)")
+    if missing:
+        message = f"browser tests need {', '.join(missing)}"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI must install them: see .ci/run)")
+        pytest.skip(message)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class AppServer:
+    """A running Streamlit server for the app."""
+
+    url: str
+    runs_dir: Path
+    examples_dir: Path
+    log_path: Path
+
+    def log(self) -> str:
+        """What the server printed so far."""
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory) -> Iterator[AppServer]:
+    """Start `streamlit run app.py` on a free port with empty runs and examples folders."""
+    require_browser()
+    base = tmp_path_factory.mktemp("e2e")
+    runs, examples = base / "runs", base / "examples"
+    runs.mkdir()
+    examples.mkdir()
+    port = _free_port()
+    env = dict(
+        os.environ,
+        MNIST_DIR=str(mnist_dir()),
+        DIGITLAB_RUNS_DIR=str(runs),
+        DIGITLAB_EXAMPLES_DIR=str(examples),
+        DIGITLAB_MAX_JOBS="1",
+        TF_CPP_MIN_LOG_LEVEL="2",
+    )
+    log_path = base / "server.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                "app.py",
+                "--server.headless",
+                "true",
+                "--server.address",
+                "127.0.0.1",
+                "--server.port",
+                str(port),
+                "--server.fileWatcherType",
+                "none",
+                "--browser.gatherUsageStats",
+                "false",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.read().decode().strip() == "ok":
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            os.killpg(proc.pid, signal.SIGKILL)
+            pytest.fail(f"Streamlit did not start:\n{log_path.read_text()[-3000:]}")
+        time.sleep(0.2)
+    server = AppServer(url, runs, examples, log_path)
+    yield server
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the session."""
+    require_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, app_server):
+    """A fresh browser tab (its own Streamlit session), 1400x1000."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    p = context.new_page()
+    p.set_default_timeout(30_000)
+    yield p
+    context.close()
+
+
+def assert_no_exception(p) -> None:
+    """Fail on a Python exception box shown by Streamlit."""
+    boxes = p.locator('[data-testid="stException"]')
+    assert boxes.count() == 0, boxes.first.inner_text()
