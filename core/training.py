@@ -117,6 +117,7 @@ class Progress:
             self._images += images
             self._rate_times.append((now, self._images))
             self._batch.setdefault("step", []).append(float(step))
+            self._batch.setdefault("seconds", []).append(now - self._start)
             for key, value in logs.items():
                 self._batch.setdefault(key, []).append(float(value))
 
