@@ -9,7 +9,7 @@ data = widgets.get_data()
 widgets.data_caption(data)
 run = widgets.run_picker()
 
-st.title("🔢 Digit Lab")
+st.title("Digit Lab")
 st.markdown(
     "Train, watch and question a convolutional network on **MNIST**, the 70,000 handwritten "
     "digits every deep-learning course starts with. Digit Lab turns each step of the classic "
@@ -44,10 +44,25 @@ st.subheader("The tutorial's ten steps, and where each lives")
 STEPS = [
     ("Load MNIST", "`mnist.load_data()`", "Explore › Dataset", "pages/2_Explore.py"),
     ("Look at the data", "shapes, a few digits", "Explore › Dataset", "pages/2_Explore.py"),
-    ("Reshape", "`(n, 28, 28)` → `(n, 28, 28, 1)`", "Explore › Preprocessing", "pages/2_Explore.py"),
+    (
+        "Reshape",
+        "`(n, 28, 28)` → `(n, 28, 28, 1)`",
+        "Explore › Preprocessing",
+        "pages/2_Explore.py",
+    ),
     ("Scale", "uint8 0-255 → float32 0-1", "Explore › Preprocessing", "pages/2_Explore.py"),
-    ("One-hot the labels", "`5` → `[0,0,0,0,0,1,0,0,0,0]`", "Explore › Preprocessing", "pages/2_Explore.py"),
-    ("Define the network", "Conv2D, MaxPool, Dropout, Dense", "Train › Network", "pages/1_Train.py"),
+    (
+        "One-hot the labels",
+        "`5` → `[0,0,0,0,0,1,0,0,0,0]`",
+        "Explore › Preprocessing",
+        "pages/2_Explore.py",
+    ),
+    (
+        "Define the network",
+        "Conv2D, MaxPool, Dropout, Dense",
+        "Train › Network",
+        "pages/1_Train.py",
+    ),
     ("Compile", "cross-entropy loss, Adam, accuracy", "Train › Training", "pages/1_Train.py"),
     ("Fit", "10 epochs, batch 32, live curves", "Train › Watch", "pages/1_Train.py"),
     ("Evaluate", "test accuracy, confusion matrix", "Explore › Errors", "pages/2_Explore.py"),

@@ -207,6 +207,15 @@ def load_image_bytes(data: bytes) -> np.ndarray:
         ) from exc
 
 
+def pad_square(img: np.ndarray) -> np.ndarray:
+    """Centre an image on a black square (for showing non-square stages undistorted)."""
+    h, w = img.shape[:2]
+    side = max(h, w)
+    out = np.zeros((side, side), dtype=img.dtype)
+    out[(side - h) // 2 : (side - h) // 2 + h, (side - w) // 2 : (side - w) // 2 + w] = img
+    return out
+
+
 def enlarge(img: np.ndarray, scale: int = 8) -> np.ndarray:
     """Nearest-neighbour upscaling to uint8, so small digits are shown sharp."""
     img = np.asarray(img)

@@ -108,7 +108,7 @@ def setup_page(title: str, icon: str = ":material/pin:", wide: bool = True) -> N
         # A link such as Train's "open in Explore" names a run: it wins.
         st.session_state[RUN_KEY] = st.query_params["run"]
     with st.sidebar:
-        st.markdown("### 🔢 Digit Lab")
+        st.markdown("### :material/grid_view: Digit Lab")
         for path, label, page_icon in PAGES:
             st.page_link(path, label=label, icon=page_icon)
         st.divider()
@@ -202,3 +202,35 @@ def _enlarge(img: np.ndarray, scale: int) -> np.ndarray:
 def default_run_name() -> str:
     """Name of the model that ships with the app."""
     return DEFAULT_RUN
+
+
+@st.cache_resource(max_entries=4, show_spinner="Preparing the model for drawings…")
+def _predictor(name: str, path: str, stamp: float):
+    from core import explain
+
+    model = _load_model(name, path, stamp)
+    explain.check_model(model, name)
+    return explain.Predictor(model), _calibration(name, path, stamp)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Calibrating the model's confidence…")
+def _calibration(name: str, path: str, stamp: float):
+    from core import explain
+
+    info = get_store().get(name)
+    data = get_data()
+    if info.config.validation_split > 0:
+        # The run held out the end of the training set: calibrate on exactly those digits.
+        n = int(round(min(len(data.x_train), info.config.samples()) * info.config.validation_split))
+        start = min(len(data.x_train), info.config.samples()) - n
+        x, y = data.x_train[start : start + n], data.y_train[start : start + n]
+    else:
+        # No hold-out: the first half of the test set, which training never saw.
+        half = len(data.x_test) // 2
+        x, y = data.x_test[:half], data.y_test[:half]
+    return explain.calibrate(_load_model(name, path, stamp), x, y)
+
+
+def get_predictor(info: RunInfo):
+    """(Predictor, Calibration) for a run, built once per run file."""
+    return _predictor(info.name, str(info.path), _model_stamp(info))
