@@ -32,8 +32,8 @@ def _layout(fig: go.Figure, height: int = 360, **kwargs) -> go.Figure:
         paper_bgcolor="rgba(0,0,0,0)",
         plot_bgcolor="rgba(0,0,0,0)",
         height=height,
-        margin=dict(l=10, r=10, t=40, b=10),
-        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+        margin=dict(l=10, r=10, t=40, b=20),
+        legend=dict(orientation="h", yanchor="top", y=-0.22, x=0),
         **kwargs,
     )
     return fig

@@ -503,7 +503,7 @@ def summarize(model) -> ModelSummary:
             SummaryRow(
                 layer=layer.name,
                 kind=type(layer).__name__,
-                output_shape=str(tuple("n" if s is None else s for s in shape)),
+                output_shape=" × ".join(str(s) for s in shape[1:]),
                 params=int(layer.count_params()),
             )
         )
@@ -532,9 +532,9 @@ def flops_per_image(config: ModelConfig) -> int:
     return int(macs)
 
 
-# Training MACs per second on a 2-core machine, fitted on the tutorial preset (3x forward cost
-# per training image); see benchmarks/bench_presets.py.
-TRAIN_MACS_PER_SECOND = 6.0e10
+# Training multiply-accumulates per second on a 2-core machine, fitted on the tutorial preset
+# (2,700 images/s, 3x the forward cost per training image); see benchmarks/bench_engine.py.
+TRAIN_MACS_PER_SECOND = 5.0e10
 OVERHEAD_SECONDS_PER_STEP = 0.0015
 
 
@@ -544,6 +544,8 @@ def estimate_training_seconds(config: ModelConfig, available: int = TRAIN_SIZE) 
     n_train = n - int(round(n * config.validation_split))
     per_epoch = 3 * flops_per_image(config) * n_train / TRAIN_MACS_PER_SECOND
     per_epoch += config.steps_per_epoch(available) * OVERHEAD_SECONDS_PER_STEP
+    if config.batch_norm:
+        per_epoch *= 2.0  # measured: batch normalization halves throughput on 2 cores
     if config.augment:
         per_epoch *= 1.3
     val = n - n_train

@@ -117,6 +117,7 @@ class Progress:
             self._images += images
             self._rate_times.append((now, self._images))
             self._batch.setdefault("step", []).append(float(step))
+            self._batch.setdefault("batch_in_epoch", []).append(float(batch))
             self._batch.setdefault("seconds", []).append(now - self._start)
             for key, value in logs.items():
                 self._batch.setdefault(key, []).append(float(value))
@@ -160,7 +161,7 @@ class Progress:
                 epochs=self.epochs,
                 batch=self._batch_now,
                 steps_per_epoch=self.steps_per_epoch,
-                batch_history={k: list(v) for k, v in self._batch.items()},
+                batch_history=_per_batch_values(self._batch),
                 epoch_history={k: list(v) for k, v in self._epoch.items()},
                 elapsed=elapsed,
                 images_per_second=rate,
@@ -168,6 +169,27 @@ class Progress:
                 probe_predictions=list(self._probes),
                 **extra,
             )
+
+
+RUNNING_MEANS = ("loss", "accuracy")
+
+
+def _per_batch_values(batch: dict[str, list[float]]) -> dict[str, list[float]]:
+    """Batch history in step order, with each batch's own loss and accuracy.
+
+    Keras logs running means over the epoch; batch k's own value is k*m_k - (k-1)*m_(k-1).
+    """
+    if not batch.get("step"):
+        return {k: list(v) for k, v in batch.items()}
+    order = np.argsort(np.asarray(batch["step"]), kind="stable")
+    out = {k: np.asarray(v, dtype=np.float64)[order] for k, v in batch.items()}
+    k = out["batch_in_epoch"]
+    for key in RUNNING_MEANS:
+        if key in out and len(out[key]) == len(k):
+            mean = out[key]
+            previous = np.where(k > 1, np.concatenate([[0.0], mean[:-1]]), 0.0)
+            out[key] = k * mean - (k - 1) * previous
+    return {key: v.tolist() for key, v in out.items()}
 
 
 class ProgressCallback(keras.callbacks.Callback):
