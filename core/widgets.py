@@ -13,6 +13,7 @@ import numpy as np
 import streamlit as st
 
 from core.data import MnistData, load_mnist
+from core.drawing import enlarge
 from core.runs import DEFAULT_RUN, ExampleStore, RunError, RunInfo, RunStore
 
 PAGES = (
@@ -189,14 +190,7 @@ def image_grid(
         for col, img, cap in zip(
             cols, images[start : start + columns], captions[start : start + columns], strict=False
         ):
-            col.image(_enlarge(img, scale), caption=cap, width="stretch")
-
-
-def _enlarge(img: np.ndarray, scale: int) -> np.ndarray:
-    img = np.asarray(img)
-    if img.dtype != np.uint8:
-        img = np.clip(img * 255.0, 0, 255).astype(np.uint8)
-    return np.kron(img, np.ones((scale, scale), dtype=np.uint8))
+            col.image(enlarge(img, scale), caption=cap, width="stretch")
 
 
 def default_run_name() -> str:
