@@ -12,10 +12,14 @@ the same for a naive whole-canvas resize, for each run.
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from scipy import ndimage
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from core.data import load_mnist
 from core.drawing import naive_resize, prepare
