@@ -34,8 +34,8 @@ def _layout(fig: go.Figure, height: int = 360, **kwargs) -> go.Figure:
         height=height,
         margin=dict(l=10, r=10, t=40, b=20),
         legend=dict(orientation="h", yanchor="top", y=-0.22, x=0),
-        **kwargs,
     )
+    fig.update_layout(**kwargs)
     return fig
 
 
