@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 import pytest
+import streamlit as st
 
 from core.models import ConvBlock, ModelConfig
 
@@ -42,3 +43,19 @@ def tiny_config() -> ModelConfig:
         learning_rate=0.01,
         preset="tiny",
     )
+
+
+@pytest.fixture
+def app_env(monkeypatch, tmp_path, mnist_dir):
+    """A clean process-wide state: empty runs and examples folders, fresh caches, no jobs."""
+    monkeypatch.setenv("MNIST_DIR", str(mnist_dir))
+    monkeypatch.setenv("DIGITLAB_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("DIGITLAB_EXAMPLES_DIR", str(tmp_path / "examples"))
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield tmp_path
+    from core import widgets
+
+    widgets.get_registry().shutdown()
+    st.cache_resource.clear()
+    st.cache_data.clear()
