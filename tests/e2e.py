@@ -1,6 +1,6 @@
 """Browser end-to-end support: a real Streamlit server and headless Debian Chromium via Playwright.
 
-Import the fixtures into a test module: `from tests.e2e import app_server, page  # noqa: F401`.
+tests/conftest.py imports the fixtures, so every test module shares one server and browser.
 """
 
 from __future__ import annotations

@@ -1,0 +1,38 @@
+"""Browser end to end: draw a digit with the mouse on the real canvas and read the answer."""
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e import assert_no_exception
+
+pytestmark = pytest.mark.browser
+
+
+def stroke(p, box, points):
+    x0, y0 = box["x"], box["y"]
+    p.mouse.move(x0 + points[0][0], y0 + points[0][1])
+    p.mouse.down()
+    for x, y in points[1:]:
+        p.mouse.move(x0 + x, y0 + y, steps=15)
+    p.mouse.up()
+
+
+def test_draw_a_seven_then_clear(page, app_server):
+    page.goto(app_server.url + "/Draw?run=default")
+    expect(page.get_by_text("Draw a digit on the black square")).to_be_visible(timeout=60_000)
+    canvas = page.locator("canvas.upper-canvas")
+    canvas.wait_for(timeout=60_000)
+    box = canvas.bounding_box()
+    # A 7: a bar across the top, then down to the lower left.
+    stroke(page, box, [(60, 55), (210, 55), (120, 240)])
+    answer = page.get_by_test_id("draw-answer")
+    expect(answer).to_have_text("7", timeout=30_000)
+    expect(page.get_by_text("4. centred by mass, 28×28")).to_be_visible()
+    assert_no_exception(page)
+    page.get_by_role("button", name="Clear").click()
+    expect(page.get_by_text("Draw a digit on the black square")).to_be_visible(timeout=30_000)
+    # A 1: one vertical stroke.
+    box = page.locator("canvas.upper-canvas").bounding_box()
+    stroke(page, box, [(140, 40), (135, 245)])
+    expect(page.get_by_test_id("draw-answer")).to_have_text("1", timeout=30_000)
+    assert_no_exception(page)
