@@ -39,6 +39,7 @@ def mnist_test_labels() -> np.ndarray:
 
 def shot(tab, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
+    tab.mouse.move(700, 8)  # no tooltip or hover effect in the picture
     tab.screenshot(path=str(SHOTS / f"explore-{name}.png"))
 
 
@@ -92,7 +93,7 @@ def test_clicking_a_confusion_cell_shows_its_images(page, app_server):  # noqa: 
 
     # Every image shown is a test digit `true` (by the MNIST label file) with p(pred) given.
     panel = page.locator('[data-testid="stColumn"]').filter(has=heading).last
-    pattern = re.compile(rf"^#(\d+) p\({pred}\)=(0\.\d\d|1\.00)$")
+    pattern = re.compile(rf"^#(\d+) p\({pred}\)=(0\.\d\d|1\.00) p\({true}\)=[01]\.\d\d$")
     deadline = time.monotonic() + 30
     while len(captions := captions_in(panel)) < min(n, 24) and time.monotonic() < deadline:
         page.wait_for_timeout(200)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -13,12 +14,12 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from core import widgets
-from core.data import load_mnist, one_hot, preprocess_images
+from core.data import one_hot, preprocess_images
 from core.evaluation import evaluate_probabilities
 from core.models import ConvBlock, ModelConfig
 from core.runs import MODEL_FILE, RunStore
 from core.training import JobRegistry, JobState, TrainingJob
-from tests.e2e import ROOT, mnist_dir
+from tests.conftest import ROOT
 
 PAGE = "pages/2_Explore.py"
 
@@ -33,14 +34,6 @@ def tiny_config(seed: int, samples: int) -> ModelConfig:
         seed=seed,
         preset="tiny",
     )
-
-
-@pytest.fixture(scope="module")
-def mnist():
-    path = mnist_dir()
-    if not path.is_dir():
-        pytest.skip(f"MNIST not found at {path}")
-    return load_mnist(path)
 
 
 @pytest.fixture(scope="module")
@@ -76,12 +69,14 @@ def reference(runs_dir, mnist):
 
 
 @pytest.fixture(autouse=True)
-def environment(monkeypatch, tmp_path, runs_dir):
-    monkeypatch.setenv("MNIST_DIR", str(mnist_dir()))
+def environment(monkeypatch, tmp_path, runs_dir, mnist_dir):
+    monkeypatch.setenv("MNIST_DIR", str(mnist_dir))
     monkeypatch.setenv("DIGITLAB_RUNS_DIR", str(runs_dir))
     monkeypatch.setenv("DIGITLAB_EXAMPLES_DIR", str(tmp_path / "examples"))
     # Only the tiny runs: the shipped default model would make every test slower.
-    monkeypatch.setattr(widgets, "get_store", lambda: RunStore(widgets.runs_dir(), default_dir=None))
+    monkeypatch.setattr(
+        widgets, "get_store", lambda: RunStore(widgets.runs_dir(), default_dir=None)
+    )
     st.cache_resource.clear()
     st.cache_data.clear()
     yield
@@ -127,11 +122,11 @@ def texts(at: AppTest) -> str:
     return "\n".join(parts)
 
 
-def test_dataset_view_shows_shapes_samples_and_statistics():
+def test_dataset_view_shows_shapes_samples_and_statistics(mnist):
     at = open_explore()
     assert "x_train shape: (60000, 28, 28)" in texts(at)
     assert "x_test shape: (10000, 28, 28)" in texts(at)
-    labels = load_mnist(mnist_dir()).y_train
+    labels = mnist.y_train
     grid = [c for c in captions(at) if c.startswith("#")]
     assert len(grid) == 32
     # Every caption is "#index · label" with the true training label.
@@ -142,16 +137,21 @@ def test_dataset_view_shows_shapes_samples_and_statistics():
     assert decode(counts["data"][0]["y"]).tolist() == np.bincount(labels, minlength=10).tolist()
 
 
-def test_digit_filter_and_pages():
+def test_digit_filter_and_pages(mnist):
     at = open_explore()
     at.selectbox(key="explore_digit").set_value(7).run()
     at.number_input(key="explore_page").set_value(3).run()
     assert not at.exception
-    labels = load_mnist(mnist_dir()).y_train
+    labels = mnist.y_train
     sevens = np.flatnonzero(labels == 7)
     grid = [c for c in captions(at) if c.startswith("#")]
     assert [int(c[1:].split(" · ")[0]) for c in grid] == sevens[64:96].tolist()
     assert f"of {len(sevens):,} (page 3 of" in texts(at)
+    # A new filter starts again at page 1.
+    at.selectbox(key="explore_digit").set_value(2).run()
+    assert at.number_input(key="explore_page").value == 1
+    twos = np.flatnonzero(labels == 2)
+    assert [c for c in captions(at) if c.startswith("#")][0] == f"#{twos[0]} · 2"
 
 
 def test_no_model_at_all_keeps_the_dataset_and_says_how_to_get_one(monkeypatch, tmp_path):
@@ -169,7 +169,9 @@ def test_errors_view_matches_model_evaluate_and_an_independent_count(reference, 
     at = open_explore(view="Errors")
     ref = reference["tiny-a"]
     metrics = {m.label: m.value for m in at.metric}
-    assert float(metrics["Test accuracy"].rstrip("%")) == pytest.approx(ref["accuracy"] * 100, abs=0.006)
+    assert float(metrics["Test accuracy"].rstrip("%")) == pytest.approx(
+        ref["accuracy"] * 100, abs=0.006
+    )
     assert float(metrics["Test loss"]) == pytest.approx(ref["loss"], abs=2e-4)
 
     predicted = ref["probs"].argmax(axis=1)
@@ -190,12 +192,18 @@ def test_errors_view_matches_model_evaluate_and_an_independent_count(reference, 
     assert not at.exception
     cell = np.flatnonzero((mnist.y_test == true2) & (predicted == pred2))
     assert f"True {true2}, predicted {pred2}: {len(cell):,} image" in texts(at)
-    shown = [c for c in captions(at) if f" p({pred2})=" in c]
-    indices = [int(c[1:].split(" ")[0]) for c in shown]
+    pattern = re.compile(rf"^#(\d+) p\({pred2}\)=([\d.]+) p\({true2}\)=([\d.]+)$")
+    shown = [m for c in captions(at) if (m := pattern.match(c))]
+    indices = [int(m.group(1)) for m in shown]
     assert len(indices) == min(24, len(cell))
     assert set(indices) <= set(cell.tolist())
-    shown_probs = [float(c.split("=")[1]) for c in shown]
+    shown_probs = [float(m.group(2)) for m in shown]
     assert shown_probs == sorted(shown_probs, reverse=True)
+    # The probabilities shown are the model's own (model.predict, outside the page).
+    assert shown_probs == pytest.approx(ref["probs"][indices, pred2], abs=0.006)
+    assert [float(m.group(3)) for m in shown] == pytest.approx(
+        ref["probs"][indices, true2], abs=0.006
+    )
     assert at.number_input(key="explore_detail").value == indices[0]
 
     # The per-class table against the same independent count.
@@ -234,7 +242,9 @@ def test_two_runs_side_by_side(reference, mnist):
     assert np.allclose(decode(chart["data"][0]["y"]), per_class, atol=1e-6)
 
 
-def test_unreadable_run_gives_a_clear_message_and_the_page_stays_usable(runs_dir, tmp_path, monkeypatch):
+def test_unreadable_run_gives_a_clear_message_and_the_page_stays_usable(
+    runs_dir, tmp_path, monkeypatch
+):
     broken_root = tmp_path / "runs"
     shutil.copytree(runs_dir / "tiny-a", broken_root / "broken")
     (broken_root / "broken" / MODEL_FILE).write_bytes(b"not a keras file")
@@ -252,10 +262,16 @@ def test_preprocessing_and_augmentation(mnist):
     at = open_explore(view="Preprocessing")
     at.number_input(key="explore_pre_index").set_value(7).run()
     label = int(mnist.y_train[7])
-    assert "(28, 28, 1), uint8" in texts(at)
-    hot = [0] * 10
-    hot[label] = 1
-    assert f"to_categorical({label}, 10)\n# {hot}" in texts(at)
+    code = at.code[0].value
+    assert "x = x_train[7]" in code and "(28, 28, 1) uint8" in code
+    hot = ", ".join("1." if d == label else "0." for d in range(10))
+    assert f"{label} → [{hot}]" in code
+    one_hot = at.dataframe[0].value
+    assert one_hot.iloc[0].tolist() == [int(d == label) for d in range(10)]
+    patches = [f for f in figures(at) if "text" in f["data"][0]]
+    raw, scaled = (np.asarray(f["data"][0]["text"], dtype=float) for f in patches)
+    assert raw.shape == (8, 8) and raw.max() <= 255
+    assert scaled == pytest.approx(np.round(raw / 255, 2), abs=0.006)
     assert not any(c.startswith("draw ") for c in captions(at))
     at.toggle(key="explore_aug").set_value(True).run()
     assert not at.exception
@@ -270,6 +286,12 @@ def test_maps_wait_for_the_user(mnist):
     assert len(shown) == 2000
     at.segmented_control(key="explore_map_method").set_value("t-SNE").run()
     assert "press **Compute t-SNE**" in texts(at)
+    assert len([f for f in figures(at) if f["data"][0]["type"] == "scattergl"]) == 0
+    at.button(key="explore_tsne_go").click().run()
+    assert not at.exception
+    maps = [f for f in figures(at) if f["data"][0]["type"] == "scattergl"]
+    assert len(maps) == 1 and maps[0]["layout"]["title"]["text"] == "t-SNE of raw pixels"
+    assert sum(len(decode(t["customdata"])) for t in maps[0]["data"]) == 1000
     at.segmented_control(key="explore_map_method").set_value("PCA").run()
     at.toggle(key="explore_features").set_value(True).run()
     assert not at.exception
