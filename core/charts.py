@@ -268,8 +268,9 @@ def confusion_heatmap(
         showlegend=False,
         name="cells",
     )
-    fig.update_xaxes(title="predicted digit", tickmode="linear", side="top", constrain="domain")
-    fig.update_yaxes(title="true digit", tickmode="linear", autorange="reversed", scaleanchor="x")
+    # Fixed ranges: the big overlay markers would otherwise stretch the axes.
+    fig.update_xaxes(title="predicted digit", tickmode="linear", side="top", range=[-0.5, n - 0.5])
+    fig.update_yaxes(title="true digit", tickmode="linear", range=[n - 0.5, -0.5], scaleanchor="x")
     return _layout(fig, 520, clickmode="event+select", dragmode=False)
 
 
@@ -283,7 +284,9 @@ def cell_from_selection(event) -> tuple[int, int] | None:
         return None
     point = points[0]
     custom = point.get("customdata")
-    if custom is not None and len(custom) == 2:
+    if isinstance(custom, dict):  # Streamlit sends a point's customdata list as {"0": .., "1": ..}
+        custom = [custom.get("0", custom.get(0)), custom.get("1", custom.get(1))]
+    if custom is not None and len(custom) == 2 and None not in custom:
         return int(custom[0]), int(custom[1])
     if "x" in point and "y" in point:
         return int(point["y"]), int(point["x"])

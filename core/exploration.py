@@ -293,26 +293,6 @@ def cell_indices(ev: Evaluation, true: int, predicted: int) -> np.ndarray:
     return idx[np.argsort(-ev.probabilities[idx, predicted], kind="stable")]
 
 
-def selected_cell(event) -> tuple[int, int] | None:
-    """(true, predicted) of the confusion-matrix cell clicked, from st.plotly_chart's event.
-
-    Reads the point's x (predicted) and y (true): Streamlit returns a 2-D customdata row as a
-    dict ({"0": 9, "1": 4}), so the coordinates are the reliable part of the event.
-    """
-    try:
-        points = event["selection"]["points"]
-    except (KeyError, TypeError):
-        return None
-    for point in points or []:
-        try:
-            true, pred = int(point["y"]), int(point["x"])
-        except (KeyError, TypeError, ValueError):
-            continue
-        if 0 <= true < NUM_CLASSES and 0 <= pred < NUM_CLASSES:
-            return true, pred
-    return None
-
-
 def most_confused(cm: np.ndarray) -> tuple[int, int]:
     """(true, predicted) of the largest off-diagonal cell; (0, 0) when there is no mistake."""
     off = np.asarray(cm, dtype=np.int64).copy()

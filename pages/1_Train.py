@@ -30,8 +30,9 @@ st.session_state.setdefault("train_owner", uuid.uuid4().hex[:8])
 
 # ----- form state: from the URL on first load, else from the preset ------------------------------
 if K("blocks") not in st.session_state:
-    base = PRESETS["tutorial"]
     params = {k: v for k, v in st.query_params.to_dict().items() if k != "run"}
+    # A link that names a preset starts from it; the other parameters override its values.
+    base = PRESETS.get(params.get("preset", ""), PRESETS["tutorial"])
     config = ModelConfig.from_query(params, base) if params else base
     for k, v in train_form.to_state(config).items():
         st.session_state[k] = v

@@ -381,7 +381,7 @@ def confusion_section(ev) -> None:
         st.caption(
             "Rows: the true digit. Columns: the model's answer. Click a cell to see its images."
         )
-    cell = exploration.selected_cell(event)
+    cell = charts.cell_from_selection(event)
     if cell is None:
         st.session_state.pop("explore_cm_clicked", None)
     elif cell != st.session_state.get("explore_cm_clicked"):

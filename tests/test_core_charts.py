@@ -52,6 +52,9 @@ def test_cell_from_selection_events():
     assert charts.cell_from_selection(None) is None
     overlay = {"selection": {"points": [{"x": 9, "y": 4, "customdata": [4, 9], "curve_number": 1}]}}
     assert charts.cell_from_selection(overlay) == (4, 9)
+    # What Streamlit really sends for a customdata list.
+    sent = {"selection": {"points": [{"x": 9, "y": 4, "customdata": {"0": 4, "1": 9}}]}}
+    assert charts.cell_from_selection(sent) == (4, 9)
     heatmap = {"selection": {"points": [{"x": 2, "y": 7, "curve_number": 0}]}}
     assert charts.cell_from_selection(heatmap) == (7, 2)
 

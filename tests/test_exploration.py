@@ -106,18 +106,6 @@ def test_most_confused_cell():
     assert ex.most_confused(cm) == (4, 9)
 
 
-def test_selected_cell_reads_the_event_coordinates():
-    event = {
-        "selection": {
-            "points": [{"curve_number": 1, "x": 4, "y": 9, "customdata": {"0": 9, "1": 4}}]
-        }
-    }
-    assert ex.selected_cell(event) == (9, 4)
-    assert ex.selected_cell({"selection": {"points": []}}) is None
-    assert ex.selected_cell({}) is None
-    assert ex.selected_cell({"selection": {"points": [{"x": 12, "y": 0}]}}) is None
-
-
 def test_mistake_views():
     ev = known_evaluation()
     wrong = set(np.flatnonzero(ANSWERS != LABELS).tolist())
