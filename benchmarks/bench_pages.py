@@ -1,0 +1,179 @@
+"""The pages in a real browser: Train's latency and refresh, its throughput, Draw's answer time.
+
+    python benchmarks/bench_pages.py --data-dir ../shared/data/mnist [--screenshots docs/screenshots]
+
+Starts `streamlit run app.py` on a free port with an empty runs folder, drives Debian's Chromium
+with Playwright, and prints:
+- seconds from pressing Train to the first point on the loss chart;
+- the interval between chart updates seen in the browser (median);
+- training images/second with the page open against `python -m core train`, same settings;
+- seconds from lifting the mouse to the answer on the Draw page (median of several strokes).
+With --screenshots, saves the README's screenshots of every page there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.e2e import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+
+SAMPLES, EPOCHS = 20000, 2
+SETUP = f"/Train?preset=fast&train_samples={SAMPLES}&epochs={EPOCHS}"
+POINTS = """() => {
+  const plots = document.querySelectorAll('.stPlotlyChart .js-plotly-plot');
+  if (!plots.length || !plots[0].calcdata || !plots[0].calcdata.length) return 0;
+  return plots[0].calcdata[0].length || 0;
+}"""
+
+
+def start_server(data_dir: str, runs: Path) -> tuple[subprocess.Popen, str]:
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **__import__("os").environ,
+        "MNIST_DIR": data_dir,
+        "DIGITLAB_RUNS_DIR": str(runs),
+        "DIGITLAB_EXAMPLES_DIR": str(runs.parent / "examples"),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.address", "127.0.0.1", "--server.port", str(port),
+         "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
+                return proc, url
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("server did not start")
+
+
+def images_per_second(run_dir: Path) -> float:
+    meta = json.loads((run_dir / "meta.json").read_text())
+    return meta["train_samples"] * meta["epochs_completed"] / meta["train_seconds"]
+
+
+def stroke(page, points) -> None:
+    box = page.locator("canvas.upper-canvas").bounding_box()
+    page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
+    page.mouse.down()
+    for x, y in points[1:]:
+        page.mouse.move(box["x"] + x, box["y"] + y, steps=15)
+
+
+def main() -> None:
+    from playwright.sync_api import sync_playwright
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--screenshots", help="folder to save the README's screenshots in")
+    args = parser.parse_args()
+    shots = Path(args.screenshots) if args.screenshots else None
+    if shots:
+        shots.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-pages-"))
+    runs = tmp / "runs"
+    runs.mkdir()
+    proc, url = start_server(args.data_dir, runs)
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(120_000)
+            page.goto(url)
+            page.locator("h1", has_text="Digit Lab").wait_for()
+            if shots:
+                page.wait_for_timeout(1500)
+                page.screenshot(path=shots / "home.png")
+            page.goto(url + SETUP)
+            page.get_by_role("heading", name="Train a network").wait_for()
+            page.wait_for_timeout(1500)
+            if shots:
+                page.screenshot(path=shots / "train-idle.png")
+            page.get_by_role("button", name="Train", exact=True).click()
+            clicked = time.perf_counter()
+            changes, last = [], 0
+            while True:
+                n = page.evaluate(POINTS)
+                now = time.perf_counter()
+                if n != last and n > 0:
+                    changes.append(now)
+                    last = n
+                if page.get_by_text("Finished: test accuracy").count():
+                    break
+                if shots and len(changes) == 8:
+                    page.get_by_role("heading", name="Watch").scroll_into_view_if_needed()
+                    page.screenshot(path=shots / "train-running.png")
+                page.wait_for_timeout(50)
+            first_point = changes[0] - clicked
+            intervals = [b - a for a, b in zip(changes, changes[1:], strict=False)]
+            if shots:
+                page.wait_for_timeout(1500)
+                page.get_by_role("heading", name="Watch").scroll_into_view_if_needed()
+                page.screenshot(path=shots / "train-finished.png")
+            page_rate = images_per_second(next(runs.iterdir()))
+
+            page.goto(url + "/Draw?run=default")
+            page.get_by_text("Draw a digit on the black square").wait_for()
+            answer_times = []
+            for i in range(6):
+                if i:
+                    page.get_by_role("button", name="Clear").click()
+                    page.get_by_text("Draw a digit on the black square").wait_for()
+                strokes = [(60, 55), (210, 55), (120, 240)] if i % 2 == 0 else [(140, 40), (135, 245)]
+                stroke(page, strokes)
+                page.mouse.up()
+                up = time.perf_counter()
+                page.get_by_test_id("draw-answer").wait_for()
+                answer_times.append(time.perf_counter() - up)
+            if shots:
+                page.wait_for_timeout(1500)
+                page.screenshot(path=shots / "draw.png", full_page=True)
+            browser.close()
+    finally:
+        import os
+        import signal
+
+        os.killpg(proc.pid, signal.SIGTERM)
+    cli_runs = tmp / "cli-runs"
+    subprocess.run(
+        [sys.executable, "-m", "core", "train", "--preset", "fast", "--train-samples", str(SAMPLES),
+         "--epochs", str(EPOCHS), "--data-dir", args.data_dir, "--runs-dir", str(cli_runs)],
+        cwd=ROOT, check=True, capture_output=True,
+    )  # fmt: skip
+    cli_rate = images_per_second(next(cli_runs.iterdir()))
+    print(f"Train: press Train -> first chart point: {first_point:.2f} s")
+    print(
+        f"Train: chart refresh interval in the browser: median {statistics.median(intervals):.2f} s "
+        f"({len(intervals)} updates)"
+    )
+    print(
+        f"Train: fast preset, {SAMPLES} samples x {EPOCHS} epochs: page {page_rate:.0f} img/s, "
+        f"command line {cli_rate:.0f} img/s, ratio {page_rate / cli_rate:.3f}"
+    )
+    print(
+        f"Draw: mouse up -> answer: median {statistics.median(answer_times):.2f} s, "
+        f"max {max(answer_times):.2f} s over {len(answer_times)} strokes (first includes model load)"
+    )
+
+
+if __name__ == "__main__":
+    main()
