@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from core.data import LABEL_MAGIC, read_idx
 from core.runs import DEFAULT_MODEL_DIR
-from tests.e2e import ROOT, app_server, assert_no_exception, browser, mnist_dir, page  # noqa: F401
+from tests.e2e import ROOT, assert_no_exception, mnist_dir
 
 SHOTS = ROOT / "docs" / "screenshots"
 SLOW = 120_000  # ms: the first Errors render loads Keras, the model, and evaluates 10,000 digits
@@ -56,7 +56,7 @@ def captions_in(locator) -> list[str]:
     return locator.locator('[data-testid="stImageCaption"]').all_inner_texts()
 
 
-def open_errors(page, app_server):  # noqa: F811
+def open_errors(page, app_server):
     if not (DEFAULT_MODEL_DIR / "model.keras").exists():
         pytest.skip("the shipped default model is missing")
     page.goto(f"{app_server.url}/Explore?run=default")
@@ -67,7 +67,7 @@ def open_errors(page, app_server):  # noqa: F811
     return chart
 
 
-def test_clicking_a_confusion_cell_shows_its_images(page, app_server):  # noqa: F811
+def test_clicking_a_confusion_cell_shows_its_images(page, app_server):
     chart = open_errors(page, app_server)
     counts = np.array(page.evaluate(COUNTS_JS), dtype=int)
     assert counts.shape == (10, 10) and counts.sum() == 10_000
@@ -111,7 +111,7 @@ def test_clicking_a_confusion_cell_shows_its_images(page, app_server):  # noqa: 
     assert chart.is_visible()
 
 
-def test_dataset_map_and_preprocessing(page, app_server):  # noqa: F811
+def test_dataset_map_and_preprocessing(page, app_server):
     page.goto(f"{app_server.url}/Explore?run=default")
     expect(page.locator('[data-testid="stCode"]').first).to_contain_text(
         "x_train shape: (60000, 28, 28)", timeout=SLOW
