@@ -117,17 +117,18 @@ def main() -> None:
                 if n != last and n > 0:
                     changes.append(now)
                     last = n
-                if page.get_by_text("Finished: test accuracy").count():
+                if page.get_by_text("Finished — Test accuracy").count():
                     break
                 if shots and len(changes) == 8:
-                    page.get_by_role("heading", name="Watch").scroll_into_view_if_needed()
+                    page.get_by_role("heading", name="Watch").evaluate("e => e.scrollIntoView()")
                     page.screenshot(path=shots / "train-running.png")
                 page.wait_for_timeout(50)
             first_point = changes[0] - clicked
             intervals = [b - a for a, b in zip(changes, changes[1:], strict=False)]
             if shots:
                 page.wait_for_timeout(1500)
-                page.get_by_role("heading", name="Watch").scroll_into_view_if_needed()
+                page.get_by_role("heading", name="Watch").evaluate("e => e.scrollIntoView()")
+                page.wait_for_timeout(500)
                 page.screenshot(path=shots / "train-finished.png")
             page_rate = images_per_second(next(runs.iterdir()))
 

@@ -471,10 +471,13 @@ class TrainingJob:
         accuracy = f"{result.accuracy:.2%}"
         if stopped:
             saved = f" Saved as run '{self.run_name}' (stopped)." if self.run_name else ""
-            self._set(JobState.STOPPED, f"Stopped early; test accuracy {accuracy}.{saved}")
+            self._set(
+                JobState.STOPPED,
+                f"Ended early, keeping what it learned: test accuracy {accuracy}.{saved}",
+            )
         else:
             saved = f" Saved as run '{self.run_name}'." if self.run_name else ""
-            self._set(JobState.FINISHED, f"Finished: test accuracy {accuracy}.{saved}")
+            self._set(JobState.FINISHED, f"Test accuracy {accuracy}.{saved}")
 
 
 def _describe(exc: BaseException) -> str:

@@ -14,7 +14,7 @@ SETUP = (
     "/Train?preset=custom&blocks=16-3-1-p-0_32-3-1-p-0.1&dense_units=64&batch_size=32"
     "&epochs=2&train_samples=8000&learning_rate=0.002"
 )
-FINISHED = re.compile(r"Finished: test accuracy")
+FINISHED = re.compile(r"Finished — Test accuracy")
 POINTS = """() => {
   const plots = document.querySelectorAll('.stPlotlyChart .js-plotly-plot');
   if (!plots.length || !plots[0].calcdata || !plots[0].calcdata.length) return 0;

@@ -53,7 +53,7 @@ def test_short_training_finishes_and_is_listed(app_env):
     at = open_page(TRAIN)
     small_setup(at, epochs=1, samples=1000)
     at.button(key="train_start").click().run()
-    at = run_until(at, lambda a: "Finished" in page_text(a))
+    at = run_until(at, lambda a: "**Finished** — Test accuracy" in page_text(a))
     text = page_text(at)
     assert "Test accuracy" in text
     table = at.dataframe[-1].value
@@ -70,7 +70,7 @@ def test_stop_ends_a_job_early_and_keeps_it(app_env):
     at.button(key="train_start").click().run()
     at = run_until(at, lambda a: "Epoch 1/30" in str([p.proto.text for p in a.get("progress")]))
     at.button(key="train_stop").click().run()
-    at = run_until(at, lambda a: "Stopped early" in page_text(a))
+    at = run_until(at, lambda a: "keeping what it learned" in page_text(a))
     table = at.dataframe[-1].value
     stopped = table[table["name"] != "default"]
     assert stopped["status"].tolist() == ["stopped"]
