@@ -119,10 +119,13 @@ def main() -> None:
                     last = n
                 if page.get_by_text("Finished — Test accuracy").count():
                     break
-                if shots and len(changes) == 8:
+                if shots and len(changes) == 3 and not (shots / ".running").exists():
+                    (shots / ".running").touch()
                     page.get_by_role("heading", name="Watch").evaluate("e => e.scrollIntoView()")
                     page.screenshot(path=shots / "train-running.png")
                 page.wait_for_timeout(50)
+            if shots:
+                (shots / ".running").unlink(missing_ok=True)
             first_point = changes[0] - clicked
             intervals = [b - a for a, b in zip(changes, changes[1:], strict=False)]
             if shots:
