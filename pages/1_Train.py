@@ -327,6 +327,7 @@ def start_job() -> None:
     )
     registry.submit(job)
     st.session_state["train_job"] = job.id
+    st.session_state["train_job_pick"] = job.id  # the watch picker follows the new job
 
 
 def _label(j: TrainingJob) -> str:
@@ -349,16 +350,17 @@ if errors:
 
 jobs = registry.jobs()
 if "train_job" not in st.session_state and jobs:
-    # A reloaded tab reattaches to the newest active job (or the latest one).
-    active = [j for j in jobs if not j.state.done]
-    st.session_state["train_job"] = (active or jobs)[0].id
+    # A reloaded tab reattaches to the job that is training, else the next in line, else the latest.
+    order = {JobState.RUNNING: 0, JobState.STOPPING: 0, JobState.QUEUED: 1}
+    st.session_state["train_job"] = min(jobs, key=lambda j: order.get(j.state, 2)).id
 job = registry.get(st.session_state.get("train_job", "")) if jobs else None
 if len(jobs) > 1:
     ids = [j.id for j in jobs]
+    if st.session_state.get("train_job_pick") not in ids:
+        st.session_state["train_job_pick"] = job.id if job else ids[0]
     pick = st.selectbox(
         "Job to watch",
         ids,
-        index=ids.index(job.id) if job else 0,
         format_func=lambda i: _label(registry.get(i)) if registry.get(i) else i,
         key="train_job_pick",
     )
