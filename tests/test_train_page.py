@@ -75,3 +75,41 @@ def test_stop_ends_a_job_early_and_keeps_it(app_env):
     stopped = table[table["name"] != "default"]
     assert stopped["status"].tolist() == ["stopped"]
     assert stopped["epochs"].iloc[0] < 30
+
+
+def test_runs_rename_delete_and_unreadable(app_env):
+    from core.models import ConvBlock, ModelConfig, build_model
+    from core.runs import RunStore
+
+    cfg = ModelConfig(
+        conv_blocks=(ConvBlock(2, 3, 1, True, 0.0),), dense_units=0, train_samples=500
+    )
+    store = RunStore(app_env / "runs")
+    for name in ("alpha", "beta"):
+        store.save_run(
+            build_model(cfg),
+            cfg,
+            {"epoch": [1]},
+            {"test_accuracy": 0.9, "test_loss": 0.3},
+            {},
+            name,
+        )
+    (app_env / "runs" / "broken").mkdir()
+    (app_env / "runs" / "broken" / "config.json").write_text("{oops")
+    at = open_page(TRAIN)
+    assert "Run folder **broken** is unreadable" in page_text(at)
+    assert set(at.dataframe[-1].value["name"]) == {"alpha", "beta", "default"}
+    # The shipped default model cannot be deleted.
+    at.selectbox(key="train_manage_run").set_value("default").run()
+    assert at.button(key="train_delete").disabled
+    # Rename, then delete only after confirming.
+    at.selectbox(key="train_manage_run").set_value("alpha").run()
+    at.text_input(key="train_rename_alpha").input("gamma").run()
+    at.button(key="train_rename").click().run()
+    assert set(at.dataframe[-1].value["name"]) == {"gamma", "beta", "default"}
+    at.selectbox(key="train_manage_run").set_value("beta").run()
+    assert at.button(key="train_delete").disabled
+    at.checkbox(key="train_sure_beta").check().run()
+    at.button(key="train_delete").click().run()
+    assert set(at.dataframe[-1].value["name"]) == {"gamma", "default"}
+    assert sorted(p.name for p in (app_env / "runs").iterdir()) == ["broken", "gamma"]
