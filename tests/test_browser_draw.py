@@ -36,3 +36,34 @@ def test_draw_a_seven_then_clear(page, app_server):
     stroke(page, box, [(140, 40), (135, 245)])
     expect(page.get_by_test_id("draw-answer")).to_have_text("1", timeout=30_000)
     assert_no_exception(page)
+
+
+def test_draw_with_a_finger_on_a_touch_screen(browser, app_server):
+    context = browser.new_context(
+        viewport={"width": 800, "height": 1200},
+        has_touch=True,
+        is_mobile=True,
+        device_scale_factor=2,
+    )
+    try:
+        p = context.new_page()
+        p.goto(app_server.url + "/Draw?run=default")
+        expect(p.get_by_text("Draw a digit on the black square")).to_be_visible(timeout=60_000)
+        canvas = p.locator("canvas.upper-canvas")
+        canvas.wait_for(timeout=60_000)
+        box = canvas.bounding_box()
+        cdp = context.new_cdp_session(p)
+
+        def touch(kind: str, x: float = 0, y: float = 0) -> None:
+            points = [] if kind == "touchEnd" else [{"x": box["x"] + x, "y": box["y"] + y}]
+            cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+
+        # A finger draws a 1: touch down, slide down the canvas, lift.
+        touch("touchStart", 140, 40)
+        for i in range(1, 21):
+            touch("touchMove", 140 - i * 0.2, 40 + i * 10)
+        touch("touchEnd")
+        expect(p.get_by_test_id("draw-answer")).to_have_text("1", timeout=30_000)
+        assert_no_exception(p)
+    finally:
+        context.close()
