@@ -83,3 +83,20 @@ def test_upload_of_garbage_gives_a_clear_message(app_env, fake_canvas):
     at.segmented_control(key="draw_source").set_value("Upload").run()
     assert not at.exception
     assert "PNG or JPEG" in at.get("file_uploader")[0].proto.label
+
+
+def test_a_model_that_does_not_fit_is_named(app_env, fake_canvas):
+    import keras
+
+    from core.models import ModelConfig
+    from core.runs import RunStore
+
+    inputs = keras.Input((32, 32, 3))
+    model = keras.Model(
+        inputs, keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(inputs))
+    )
+    RunStore(app_env / "runs").save_run(
+        model, ModelConfig(), {}, {"test_accuracy": 0.1}, {}, "cifar-ish"
+    )
+    at = open_page(DRAW, {"run": "cifar-ish"})
+    assert any("Run 'cifar-ish' expects inputs of shape" in e.value for e in at.error)
