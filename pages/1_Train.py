@@ -532,7 +532,7 @@ with st.expander("Manage a run: rename, delete, download"):
             c2.error(str(exc))
     c3.download_button(
         "Download .keras",
-        data=store.model_bytes(name),
+        data=lambda: store.model_bytes(name),  # read the file only when it is downloaded
         file_name=f"{name}.keras",
         mime="application/octet-stream",
         key="train_download",

@@ -90,3 +90,15 @@ def test_two_sessions_queue_and_a_reload_reattaches(browser, app_server):
     finally:
         first.context.close()
         second.context.close()
+
+
+def test_download_a_runs_model(page, app_server, tmp_path):
+    page.goto(app_server.url + "/Train")
+    expect(page.get_by_role("heading", name="Runs")).to_be_visible(timeout=60_000)
+    page.get_by_text("Manage a run: rename, delete, download").click()
+    with page.expect_download(timeout=60_000) as download:
+        page.get_by_role("button", name="Download .keras").click()
+    path = tmp_path / download.value.suggested_filename
+    download.value.save_as(path)
+    assert path.suffix == ".keras" and path.stat().st_size > 100_000
+    assert path.read_bytes()[:2] == b"PK"  # a .keras file is a zip archive
