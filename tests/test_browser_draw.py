@@ -67,3 +67,24 @@ def test_draw_with_a_finger_on_a_touch_screen(browser, app_server):
         assert_no_exception(p)
     finally:
         context.close()
+
+
+def test_upload_a_photo_of_a_digit_or_a_bad_file(page, app_server, mnist, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    # A real test digit (a 2), dark ink on light paper, at a size no canvas has.
+    digit = 255 - np.asarray(Image.fromarray(mnist.x_test[1]).resize((300, 300)))
+    photo = tmp_path / "two.png"
+    Image.fromarray(digit).save(photo)
+    garbage = tmp_path / "not-a-picture.png"
+    garbage.write_bytes(b"this is text pretending to be a PNG")
+    page.goto(app_server.url + "/Draw?run=default")
+    expect(page.get_by_text("Draw a digit on the black square")).to_be_visible(timeout=60_000)
+    page.get_by_text("Upload", exact=True).click()
+    uploader = page.locator('[data-testid="stFileUploaderDropzoneInput"]')
+    uploader.set_input_files(str(photo))
+    expect(page.get_by_test_id("draw-answer")).to_have_text(str(mnist.y_test[1]), timeout=30_000)
+    uploader.set_input_files(str(garbage))
+    expect(page.get_by_text("not an image that can be read")).to_be_visible(timeout=30_000)
+    assert_no_exception(page)
