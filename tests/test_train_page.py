@@ -113,3 +113,21 @@ def test_runs_rename_delete_and_unreadable(app_env):
     at.button(key="train_delete").click().run()
     assert set(at.dataframe[-1].value["name"]) == {"gamma", "default"}
     assert sorted(p.name for p in (app_env / "runs").iterdir()) == ["broken", "gamma"]
+
+
+def test_a_failing_job_shows_its_reason_and_the_page_goes_on(app_env, monkeypatch):
+    from core import training
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError()
+
+    monkeypatch.setattr(training, "build_model", out_of_memory)
+    at = open_page(TRAIN)
+    small_setup(at, epochs=1, samples=1000)
+    at.button(key="train_start").click().run()
+    at = run_until(at, lambda a: any("Failed" in e.value for e in a.error))
+    failure = next(e.value for e in at.error if "Failed" in e.value)
+    assert "Out of memory while training" in failure and "smaller" in failure
+    # The rest of the page still works: runs listed, Train available again.
+    assert "default" in set(at.dataframe[-1].value["name"])
+    assert not at.button(key="train_start").disabled
