@@ -1,11 +1,20 @@
-"""Plotly figures built from plain data (lists, dicts, numpy arrays); no Streamlit inside."""
+"""Plotly figures built from plain data (lists, dicts, numpy arrays); no Streamlit inside.
+
+Every function returns a `plotly.graph_objects.Figure` styled for Streamlit's dark theme. The two
+clickable figures (`confusion_heatmap`, `embedding_scatter`) carry `customdata` that
+`st.plotly_chart(..., on_select="rerun")` reports back; `cell_from_selection` and
+`points_from_selection` read it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
+from numpy.typing import ArrayLike
 from plotly.subplots import make_subplots
 
 DIGIT_COLORS = (
@@ -22,204 +31,354 @@ DIGIT_COLORS = (
 )
 TRAIN_COLOR = "#4F8BF9"
 VAL_COLOR = "#FF7F0E"
+THIRD_COLOR = "#2ca02c"
 HIGHLIGHT = "#4F8BF9"
 MUTED = "#5c6370"
+EPOCH_AXIS = "epoch (one pass over the training images)"
+BATCH_AXIS = "batch (one weight update)"
+WAITING = "Waiting for the first batch…"
+# Dark at zero so that empty cells melt into the page and mistakes glow.
+CONFUSION_SCALE = [[0.0, "#1b1f2a"], [0.35, "#1f4e99"], [1.0, "#9cc3ff"]]
+# Transparent at zero: the digit stays visible wherever the map has nothing to say.
+HEAT_SCALE = [
+    [0.0, "rgba(255,120,0,0)"],
+    [0.3, "rgba(255,120,0,0.45)"],
+    [1.0, "rgba(255,235,60,0.9)"],
+]
+SIGNED_SCALE = [
+    [0.0, "rgba(59,110,235,0.9)"],
+    [0.5, "rgba(255,255,255,0)"],
+    [1.0, "rgba(230,40,40,0.9)"],
+]
+METRIC_TITLES = {
+    "loss": ("Loss: how wrong the network is (lower is better)", "cross-entropy loss"),
+    "accuracy": ("Accuracy: share of images classified right", "accuracy (%)"),
+}
 
 
-def _layout(fig: go.Figure, height: int = 360, **kwargs) -> go.Figure:
+def _layout(fig: go.Figure, height: int = 360, title: str = "", **kwargs: Any) -> go.Figure:
+    """Apply the shared dark, transparent, compact style; keyword arguments override it.
+
+    A title sits at the top left with the legend on its own line below it, above the plot.
+    """
     fig.update_layout(
         template="plotly_dark",
         paper_bgcolor="rgba(0,0,0,0)",
         plot_bgcolor="rgba(0,0,0,0)",
+        font=dict(size=13),
+        hoverlabel=dict(font_size=12),
         height=height,
-        margin=dict(l=10, r=10, t=40, b=20),
-        legend=dict(orientation="h", yanchor="top", y=-0.22, x=0),
+        margin=dict(l=10, r=10, t=80 if title else 50, b=20),
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0),
     )
+    if title:
+        fig.update_layout(
+            title=dict(
+                text=title,
+                x=0,
+                xanchor="left",
+                xref="paper",
+                y=1,
+                yref="container",
+                yanchor="top",
+                pad=dict(t=6),
+                font=dict(size=14),
+            )
+        )
     fig.update_layout(**kwargs)
     return fig
 
 
-def ema_smooth(values: Sequence[float], weight: float) -> np.ndarray:
-    """TensorBoard's debiased exponential moving average (weight 0 = no smoothing)."""
+def _empty(message: str, height: int = 360) -> go.Figure:
+    """A blank figure that says why it is blank."""
+    fig = go.Figure()
+    fig.add_annotation(
+        text=message,
+        showarrow=False,
+        font=dict(size=16),
+        xref="paper",
+        yref="paper",
+        x=0.5,
+        y=0.5,
+    )
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return _layout(fig, height)
+
+
+def _scale(metric: str) -> float:
+    """Accuracy-like metrics are shown in percent."""
+    return 100.0 if "accuracy" in metric else 1.0
+
+
+def ema_smooth(values: ArrayLike, weight: float) -> np.ndarray:
+    """TensorBoard's debiased exponential moving average (weight 0 = none, 0.99 = heavy); NaNs pass."""
+    if not 0.0 <= weight < 1.0:
+        raise ValueError(f"smoothing weight must be in [0, 1), got {weight}")
     values = np.asarray(values, dtype=np.float64)
-    out = np.empty_like(values)
+    out = values.copy()
+    if weight == 0.0:
+        return out
     last, steps = 0.0, 0
     for i, v in enumerate(values):
-        if not np.isfinite(v):
-            out[i] = v
+        if not math.isfinite(v):
             continue
-        last = last * weight + (1 - weight) * v
+        last = last * weight + (1.0 - weight) * v
         steps += 1
-        out[i] = last / (1 - weight**steps) if weight > 0 else v
+        out[i] = last / (1.0 - weight**steps)
     return out
 
 
-def downsample(x: Sequence[float], y: Sequence[float], max_points: int = 2000):
-    """Every k-th point so a chart stays light; the last point is always kept."""
+def downsample(x: ArrayLike, y: ArrayLike, max_points: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+    """Evenly strided points so a chart stays light; the first and last points are always kept."""
     x, y = np.asarray(x), np.asarray(y)
+    max_points = max(2, int(max_points))
     if len(x) <= max_points:
         return x, y
     idx = np.unique(np.append(np.linspace(0, len(x) - 1, max_points - 1).astype(int), len(x) - 1))
     return x[idx], y[idx]
 
 
-def _empty(message: str, height: int = 360) -> go.Figure:
-    fig = go.Figure()
-    fig.add_annotation(text=message, showarrow=False, font=dict(size=16), x=0.5, y=0.5)
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    return _layout(fig, height)
-
-
 def training_curves(
-    batch_history: dict[str, list[float]],
-    epoch_history: dict[str, list[float]],
+    batch_history: Mapping[str, Sequence[float]],
+    epoch_history: Mapping[str, Sequence[float]],
     metric: str = "loss",
     smoothing: float = 0.6,
     batches_per_epoch: int | None = None,
 ) -> go.Figure:
-    """Per-batch (raw and smoothed) and per-epoch training/validation curves of one metric."""
-    steps = batch_history.get("step", [])
-    values = batch_history.get(metric, [])
-    if not len(steps) or not len(values):
-        return _empty("Waiting for the first batch…")
-    per_epoch = batches_per_epoch or max(1, int(max(steps)))
-    x = np.asarray(steps, dtype=float) / per_epoch
-    pct = 100.0 if metric == "accuracy" else 1.0
-    y = np.asarray(values, dtype=float) * pct
+    """Per-batch (raw faint, smoothed solid) and per-epoch training/validation curves of one metric.
+
+    The x axis is in epochs (a batch sits at step / batches_per_epoch); without batches_per_epoch
+    the per-batch curves are drawn against the batch number and the per-epoch ones are left out.
+    """
+    steps = np.asarray(batch_history.get("step", []), dtype=float)
+    values = np.asarray(batch_history.get(metric, []), dtype=float)
+    n = min(len(steps), len(values))
+    epochs = np.asarray(epoch_history.get("epoch", []), dtype=float)
+    in_epochs = bool(batches_per_epoch) or n == 0
+    if n == 0 and not (len(epochs) and metric in epoch_history):
+        return _empty(WAITING)
+
+    pct = _scale(metric)
+    unit = "%" if pct == 100.0 else ""
+    where = "epoch %{x:.2f}" if in_epochs else "batch %{x:.0f}"
+    hover = f"{where}<br>%{{y:.3f}}{unit}<extra>%{{fullData.name}}</extra>"
     fig = go.Figure()
-    xs, ys = downsample(x, y)
-    fig.add_scatter(
-        x=xs,
-        y=ys,
-        mode="lines",
-        name="per batch",
-        line=dict(color=TRAIN_COLOR, width=1),
-        opacity=0.3,
-    )
-    xs, ys = downsample(x, ema_smooth(y, smoothing))
-    fig.add_scatter(
-        x=xs, y=ys, mode="lines", name="per batch, smoothed", line=dict(color=TRAIN_COLOR, width=2)
-    )
-    epochs = epoch_history.get("epoch", [])
-    if epochs and metric in epoch_history:
+    if n:
+        x = steps[:n] / batches_per_epoch if batches_per_epoch else steps[:n]
+        y = values[:n] * pct
+        xs, ys = downsample(x, y)
         fig.add_scatter(
-            x=epochs,
-            y=np.asarray(epoch_history[metric]) * pct,
-            mode="lines+markers",
-            name="training, epoch mean",
-            line=dict(color="#9ec1ff", dash="dot"),
+            x=xs,
+            y=ys,
+            mode="lines",
+            name="per batch",
+            line=dict(color=TRAIN_COLOR, width=1),
+            opacity=0.3,
+            hovertemplate=hover,
         )
-    if epochs and f"val_{metric}" in epoch_history:
+        xs, ys = downsample(x, ema_smooth(y, smoothing))
         fig.add_scatter(
-            x=epochs,
-            y=np.asarray(epoch_history[f"val_{metric}"]) * pct,
-            mode="lines+markers",
-            name="validation",
-            line=dict(color=VAL_COLOR, width=2),
+            x=xs,
+            y=ys,
+            mode="lines",
+            name="per batch, smoothed",
+            line=dict(color=TRAIN_COLOR, width=2),
+            hovertemplate=hover,
         )
-    title = "Accuracy (%)" if metric == "accuracy" else "Loss (cross-entropy)"
-    fig.update_xaxes(title="epoch", rangemode="tozero")
-    fig.update_yaxes(title=title)
-    return _layout(fig, title=dict(text=title, x=0, font=dict(size=14)))
+    if in_epochs and len(epochs):
+        for key, name, line in (
+            (metric, "training, epoch mean", dict(color="#9ec1ff", dash="dot")),
+            (f"val_{metric}", "validation", dict(color=VAL_COLOR, width=2)),
+        ):
+            series = np.asarray(epoch_history.get(key, []), dtype=float)
+            k = min(len(epochs), len(series))
+            if k:
+                fig.add_scatter(
+                    x=epochs[:k],
+                    y=series[:k] * pct,
+                    mode="lines+markers",
+                    name=name,
+                    line=line,
+                    hovertemplate=hover,
+                )
+    title, y_title = METRIC_TITLES.get(metric, (metric.replace("_", " "), metric.replace("_", " ")))
+    fig.update_xaxes(title=EPOCH_AXIS if in_epochs else BATCH_AXIS, rangemode="tozero")
+    fig.update_yaxes(title=y_title, ticksuffix=unit)
+    return _layout(fig, title=title)
 
 
 def learning_rate_curve(
-    batch_history: dict[str, list[float]], batches_per_epoch: int | None = None
+    history: Mapping[str, Sequence[float]], batches_per_epoch: int | None = None
 ) -> go.Figure:
-    """The learning rate along training (shows the schedule)."""
-    steps = batch_history.get("step", [])
-    lr = batch_history.get("learning_rate", [])
-    if not len(steps) or not len(lr):
-        return _empty("Waiting for the first batch…", 220)
-    per_epoch = batches_per_epoch or max(1, int(max(steps)))
-    xs, ys = downsample(np.asarray(steps) / per_epoch, lr)
-    fig = go.Figure(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="#2ca02c")))
-    fig.update_xaxes(title="epoch")
-    fig.update_yaxes(title="learning rate", exponentformat="e")
-    return _layout(fig, 220, showlegend=False)
+    """The learning rate along training, from a batch history ("step") or an epoch history ("epoch")."""
+    lr = np.asarray(history.get("learning_rate", []), dtype=float)
+    if "step" in history:
+        x = np.asarray(history["step"], dtype=float)
+        if batches_per_epoch:
+            x, x_title = x / batches_per_epoch, EPOCH_AXIS
+        else:
+            x_title = BATCH_AXIS
+    else:
+        x, x_title = np.asarray(history.get("epoch", []), dtype=float), EPOCH_AXIS
+    n = min(len(x), len(lr))
+    if n == 0:
+        return _empty(WAITING, 220)
+    xs, ys = downsample(x[:n], lr[:n])
+    fig = go.Figure(
+        go.Scatter(
+            x=xs,
+            y=ys,
+            mode="lines+markers" if n < 50 else "lines",
+            line=dict(color=THIRD_COLOR),
+            hovertemplate="%{x:.2f}: %{y:.2e}<extra></extra>",
+        )
+    )
+    positive = ys[ys > 0]
+    spans_decades = len(positive) and positive.max() / positive.min() >= 10
+    fig.update_xaxes(title=x_title)
+    fig.update_yaxes(
+        title="learning rate (step size)", exponentformat="e", type="log" if spans_decades else None
+    )
+    return _layout(fig, 220, showlegend=False, margin=dict(l=10, r=10, t=20, b=20))
 
 
-def runs_overlay(histories: dict[str, dict[str, list[float]]], metric: str) -> go.Figure:
+def runs_overlay(histories: Mapping[str, Mapping[str, Sequence[float]]], metric: str) -> go.Figure:
     """Several runs' per-epoch curves on one chart (training dashed, validation solid)."""
     if not histories:
         return _empty("Select runs to compare.")
-    pct = 100.0 if metric == "accuracy" else 1.0
+    pct = _scale(metric)
+    unit = "%" if pct == 100.0 else ""
     fig = go.Figure()
     for i, (name, h) in enumerate(histories.items()):
         color = DIGIT_COLORS[i % len(DIGIT_COLORS)]
-        epochs = h.get("epoch", [])
-        if metric in h:
+        epochs = np.asarray(h.get("epoch", []), dtype=float)
+        for key, label, dash in (
+            (metric, "training", "dash"),
+            (f"val_{metric}", "validation", None),
+        ):
+            series = np.asarray(h.get(key, []), dtype=float)
+            k = min(len(epochs), len(series))
+            if not k:
+                continue
             fig.add_scatter(
-                x=epochs,
-                y=np.asarray(h[metric]) * pct,
+                x=epochs[:k],
+                y=series[:k] * pct,
                 mode="lines+markers",
-                name=f"{name} (train)",
-                line=dict(color=color, dash="dash"),
+                name=f"{name} ({'train' if label == 'training' else label})",
+                legendgroup=name,
+                line=dict(color=color, dash=dash),
+                hovertemplate=f"{name}, {label}<br>epoch %{{x}}: %{{y:.3f}}{unit}<extra></extra>",
             )
-        if f"val_{metric}" in h:
-            fig.add_scatter(
-                x=epochs,
-                y=np.asarray(h[f"val_{metric}"]) * pct,
-                mode="lines+markers",
-                name=f"{name} (validation)",
-                line=dict(color=color),
-            )
-    fig.update_xaxes(title="epoch")
-    fig.update_yaxes(title="accuracy (%)" if metric == "accuracy" else "loss")
-    return _layout(fig, 380)
+    if not fig.data:
+        return _empty(f"The selected runs have no per-epoch {metric}.")
+    y_title = METRIC_TITLES.get(metric, ("", metric.replace("_", " ")))[1]
+    fig.update_xaxes(title=EPOCH_AXIS)
+    fig.update_yaxes(title=y_title, ticksuffix=unit)
+    return _layout(
+        fig,
+        380,
+        legend=dict(orientation="h", yanchor="top", y=-0.2, x=0),
+        margin=dict(l=10, r=10, t=20, b=20),
+    )
+
+
+def _is_number(v: Any) -> bool:
+    """A real number (not a bool, not None, not NaN)."""
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(
+        v, (bool, np.bool_)
+    )
+
+
+def _parcoords_dimension(name: str, values: list[Any], percent: bool = False) -> dict:
+    """One parallel-coordinates axis: numbers as they are (log when they span decades), else categories."""
+    label = name.replace("_", " ") + (" (%)" if percent else "")
+    present = [v for v in values if v is not None and not (_is_number(v) and math.isnan(v))]
+    if present and all(_is_number(v) for v in present):
+        arr = np.array([np.nan if v is None else float(v) for v in values]) * (
+            100 if percent else 1
+        )
+        known = arr[np.isfinite(arr)]
+        lo, hi = float(known.min()), float(known.max())
+        dim: dict[str, Any] = dict(label=label)
+        if lo > 0 and hi / lo >= 100:
+            # Learning rates span decades: place them on a log axis but label the real values.
+            arr = np.log10(arr)
+            ticks = np.arange(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+            dim.update(tickvals=ticks.tolist(), ticktext=[f"{10.0**t:g}" for t in ticks])
+            lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+        if np.isnan(arr).any():
+            # Missing values sit on their own tick below the others instead of vanishing.
+            span = (hi - lo) or 1.0
+            missing = lo - 0.15 * span
+            # Hyperparameters take few values: label those; else four even ticks.
+            seen = np.unique(arr[np.isfinite(arr)])
+            even = np.linspace(lo, hi, 4) if len(seen) > 6 else seen
+            ticks = dim.get("tickvals") or even.tolist()
+            arr = np.where(np.isnan(arr), missing, arr)
+            texts = dim.get("ticktext") or [f"{t:.3g}" for t in ticks]
+            dim.update(tickvals=[missing, *ticks], ticktext=["n/a", *texts], range=[missing, hi])
+        dim["values"] = arr.tolist()
+        return dim
+    categories = sorted({"n/a" if v is None else str(v) for v in values})
+    return dict(
+        label=label,
+        values=[categories.index("n/a" if v is None else str(v)) for v in values],
+        tickvals=list(range(len(categories))),
+        ticktext=categories,
+        range=[-0.5, len(categories) - 0.5],
+    )
 
 
 def parallel_coordinates(
-    rows: list[dict], dimensions: list[str], color: str = "test_accuracy"
+    rows: Sequence[Mapping[str, Any]], dimensions: Sequence[str], color: str = "test_accuracy"
 ) -> go.Figure:
     """Hyperparameters of many runs against their test accuracy, one line per run."""
     if not rows:
         return _empty("No runs yet.")
-    dims = []
-    for name in [*dimensions, color]:
-        values = [r.get(name) for r in rows]
-        numeric = all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in values if v is not None
-        )
-        if numeric:
-            arr = np.array([np.nan if v is None else float(v) for v in values])
-            if name == color:
-                arr = arr * 100
-            dims.append(dict(label=name.replace("_", " "), values=arr))
-        else:
-            labels = sorted({str(v) for v in values})
-            dims.append(
-                dict(
-                    label=name.replace("_", " "),
-                    values=[labels.index(str(v)) for v in values],
-                    tickvals=list(range(len(labels))),
-                    ticktext=labels,
-                )
-            )
-    colors = np.array([np.nan if r.get(color) is None else r[color] * 100 for r in rows])
+    percent = color.endswith("accuracy")
+    dims = [_parcoords_dimension(name, [r.get(name) for r in rows]) for name in dimensions]
+    color_values = [r.get(color) for r in rows]
+    dims.append(_parcoords_dimension(color, color_values, percent))
+    shade = np.array(
+        [float(v) * (100 if percent else 1) if _is_number(v) else np.nan for v in color_values]
+    )
+    known = shade[np.isfinite(shade)]
+    shade = np.where(np.isfinite(shade), shade, known.min() if len(known) else 0.0)
     fig = go.Figure(
         go.Parcoords(
             line=dict(
-                color=np.nan_to_num(
-                    colors, nan=float(np.nanmin(colors)) if np.isfinite(colors).any() else 0
-                ),
+                color=shade.tolist(),
                 colorscale="Viridis",
                 showscale=True,
-                colorbar=dict(title="test acc %"),
+                colorbar=dict(title=color.replace("_", " ") + (" %" if percent else "")),
             ),
             dimensions=dims,
+            labelfont=dict(size=12),
+            tickfont=dict(size=11),
         )
     )
     return _layout(fig, 400, margin=dict(l=60, r=40, t=60, b=20))
 
 
 def confusion_heatmap(
-    cm: np.ndarray, normalize: bool = False, show_diagonal: bool = True
+    cm: ArrayLike,
+    normalize: bool = False,
+    show_diagonal: bool = True,
+    labels: Iterable[Any] | None = None,
 ) -> go.Figure:
-    """Confusion matrix (rows = true digit, columns = predicted), clickable cell by cell."""
+    """Confusion matrix (rows = true digit from 0 at the top, columns = predicted), clickable per cell.
+
+    Plotly heatmaps report no selection (their trace has no selectPoints), so an invisible scatter
+    marker sits on every cell with customdata [true, predicted]: clicking a cell selects it.
+    """
     cm = np.asarray(cm)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
+        raise ValueError(f"cm must be a square 2-D matrix, got shape {cm.shape}")
     n = cm.shape[0]
+    names = [str(v) for v in (range(n) if labels is None else labels)]
+    if len(names) != n:
+        raise ValueError(f"labels must name the {n} classes of cm, got {len(names)}")
     totals = cm.sum(axis=1, keepdims=True)
     share = np.divide(cm, totals, out=np.zeros(cm.shape, dtype=float), where=totals > 0)
     z = share * 100 if normalize else cm.astype(float)
@@ -228,16 +387,7 @@ def confusion_heatmap(
         np.fill_diagonal(z, np.nan)
     text = [
         [
-            ""
-            if (not show_diagonal and i == j)
-            else (f"{z[i, j]:.1f}" if normalize else f"{int(cm[i, j])}")
-            for j in range(n)
-        ]
-        for i in range(n)
-    ]
-    hover = [
-        [
-            f"true {i}, predicted {j}: {int(cm[i, j])} images ({share[i, j]:.1%} of the {i}s)"
+            "" if np.isnan(z[i, j]) else (f"{z[i, j]:.1f}%" if normalize else f"{int(cm[i, j])}")
             for j in range(n)
         ]
         for i in range(n)
@@ -249,69 +399,136 @@ def confusion_heatmap(
             y=list(range(n)),
             text=text,
             texttemplate="%{text}",
-            hovertext=hover,
-            hoverinfo="text",
-            colorscale="Blues",
-            colorbar=dict(title="% of row" if normalize else "images"),
+            hoverinfo="skip",
+            colorscale=CONFUSION_SCALE,
+            zmin=0,
+            xgap=1,
+            ygap=1,
+            colorbar=dict(title="% of the row" if normalize else "images", thickness=12),
         )
     )
-    # An almost invisible marker on every cell: clicking it reports (true, predicted).
-    ii, jj = np.meshgrid(range(n), range(n), indexing="ij")
+    true, pred = (a.ravel() for a in np.meshgrid(range(n), range(n), indexing="ij"))
     fig.add_scatter(
-        x=jj.ravel(),
-        y=ii.ravel(),
+        x=pred.tolist(),
+        y=true.tolist(),
         mode="markers",
-        marker=dict(size=34, symbol="square", color="rgba(255,255,255,0.01)"),
-        customdata=np.stack([ii.ravel(), jj.ravel()], axis=1),
-        hovertext=[hover[i][j] for i, j in zip(ii.ravel(), jj.ravel(), strict=True)],
-        hoverinfo="text",
-        showlegend=False,
         name="cells",
+        showlegend=False,
+        # Plain lists, not numpy: Plotly would send a typed array, which Streamlit reports as a dict.
+        customdata=[[int(i), int(j)] for i, j in zip(true, pred, strict=True)],
+        hovertext=[
+            f"true {names[i]}, predicted {names[j]}: {int(cm[i, j])} images "
+            f"({share[i, j]:.1%} of the {names[i]}s)"
+            for i, j in zip(true, pred, strict=True)
+        ],
+        hoverinfo="text",
+        marker=dict(size=30, symbol="square", color="rgba(0,0,0,0)"),
+        selected=dict(marker=dict(color="rgba(255,255,255,0.35)")),
+        unselected=dict(marker=dict(opacity=0)),
     )
-    # Fixed ranges: the big overlay markers would otherwise stretch the axes.
-    fig.update_xaxes(title="predicted digit", tickmode="linear", side="top", range=[-0.5, n - 0.5])
-    fig.update_yaxes(title="true digit", tickmode="linear", range=[n - 0.5, -0.5], scaleanchor="x")
-    return _layout(fig, 520, clickmode="event+select", dragmode=False)
+    # constrain="domain": the square matrix shrinks its plot area instead of padding the axes.
+    ticks = dict(
+        tickmode="array",
+        tickvals=list(range(n)),
+        ticktext=names,
+        fixedrange=True,
+        showgrid=False,
+        zeroline=False,
+        constrain="domain",
+    )
+    fig.update_xaxes(
+        title="predicted digit (the model's answer)", side="top", range=[-0.5, n - 0.5], **ticks
+    )
+    fig.update_yaxes(
+        title="true digit (the label)", range=[n - 0.5, -0.5], scaleanchor="x", **ticks
+    )
+    return _layout(
+        fig,
+        480,
+        clickmode="event+select",
+        dragmode=False,
+        margin=dict(l=10, r=10, t=60, b=10),
+    )
 
 
-def cell_from_selection(event) -> tuple[int, int] | None:
-    """(true, predicted) of the clicked confusion-matrix cell, from st.plotly_chart's event."""
+def _selection_points(event: Any) -> list[Mapping[str, Any]]:
+    """The points of an st.plotly_chart selection event (dict or PlotlyState); [] when none."""
+    if event is None:
+        return []
     try:
-        points = event["selection"]["points"]
-    except (KeyError, TypeError):
-        points = getattr(getattr(event, "selection", None), "points", None)
-    if not points:
+        selection = event["selection"]
+    except (KeyError, TypeError, IndexError):
+        selection = getattr(event, "selection", None)
+    if selection is None:
+        return []
+    try:
+        points = selection["points"]
+    except (KeyError, TypeError, IndexError):
+        points = getattr(selection, "points", None)
+    return [p for p in points or [] if isinstance(p, Mapping)]
+
+
+def _custom_list(custom: Any) -> list[Any]:
+    """A point's customdata as a list: Streamlit turns a typed-array row into {"0": .., "1": ..}."""
+    if custom is None:
+        return []
+    if isinstance(custom, Mapping):
+        try:
+            return [custom[k] for k in sorted(custom, key=int)]
+        except (TypeError, ValueError):
+            return []
+    if isinstance(custom, (list, tuple, np.ndarray)):
+        return list(custom)
+    return [custom]
+
+
+def _as_int(value: Any) -> int | None:
+    """An integer-valued number as int, anything else as None."""
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
         return None
-    point = points[0]
-    custom = point.get("customdata")
-    if isinstance(custom, dict):  # Streamlit sends a point's customdata list as {"0": .., "1": ..}
-        custom = [custom.get("0", custom.get(0)), custom.get("1", custom.get(1))]
-    if custom is not None and len(custom) == 2 and None not in custom:
-        return int(custom[0]), int(custom[1])
-    if "x" in point and "y" in point:
-        return int(point["y"]), int(point["x"])
+    return int(f) if f.is_integer() else None
+
+
+def cell_from_selection(event: Any) -> tuple[int, int] | None:
+    """(true, predicted) of the clicked confusion-matrix cell, from st.plotly_chart's return value."""
+    for point in _selection_points(event):
+        custom = [_as_int(v) for v in _custom_list(point.get("customdata"))]
+        if len(custom) >= 2 and None not in custom[:2]:
+            return custom[0], custom[1]
+        true, pred = _as_int(point.get("y")), _as_int(point.get("x"))
+        if true is not None and pred is not None:
+            return true, pred
     return None
 
 
-def per_class_bars(precision, recall, f1) -> go.Figure:
+def per_class_bars(precision: ArrayLike, recall: ArrayLike, f1: ArrayLike) -> go.Figure:
     """Precision, recall and F1 of each digit as grouped bars."""
+    series = [np.asarray(v, dtype=float) * 100 for v in (precision, recall, f1)]
     fig = go.Figure()
-    for name, values, color in (
-        ("precision", precision, TRAIN_COLOR),
-        ("recall", recall, VAL_COLOR),
-        ("F1", f1, "#2ca02c"),
+    for name, values, color, meaning in (
+        ("precision", series[0], TRAIN_COLOR, "of the answers 'd', how many were right"),
+        ("recall", series[1], VAL_COLOR, "of the true d's, how many were found"),
+        ("F1", series[2], THIRD_COLOR, "harmonic mean of precision and recall"),
     ):
-        fig.add_bar(x=list(range(10)), y=np.asarray(values) * 100, name=name, marker_color=color)
-    low = float(np.min([np.min(precision), np.min(recall), np.min(f1)])) * 100
+        fig.add_bar(
+            x=list(range(len(values))),
+            y=values,
+            name=name,
+            marker_color=color,
+            hovertemplate=f"digit %{{x}}: {name} %{{y:.2f}}%<br>({meaning})<extra></extra>",
+        )
+    low = float(min(np.nanmin(s) for s in series)) if all(len(s) for s in series) else 0.0
     fig.update_xaxes(title="digit", tickmode="linear")
-    fig.update_yaxes(title="%", range=[max(0.0, low - 2), 100.5])
+    fig.update_yaxes(title="score (%)", range=[max(0.0, low - 2), 100.5], ticksuffix="%")
     return _layout(fig, 320, barmode="group")
 
 
-def probability_bars(probs, highlight: int | None = None) -> go.Figure:
-    """The ten class probabilities, the predicted one highlighted."""
-    probs = np.asarray(probs, dtype=float)
-    highlight = int(np.argmax(probs)) if highlight is None else highlight
+def probability_bars(probs: ArrayLike, highlight: int | None = None) -> go.Figure:
+    """The ten class probabilities in percent, the predicted (or given) digit highlighted."""
+    probs = np.asarray(probs, dtype=float).ravel()
+    highlight = int(np.argmax(probs)) if highlight is None else int(highlight)
     colors = [HIGHLIGHT if i == highlight else MUTED for i in range(len(probs))]
     fig = go.Figure(
         go.Bar(
@@ -320,25 +537,28 @@ def probability_bars(probs, highlight: int | None = None) -> go.Figure:
             marker_color=colors,
             text=[f"{p:.0%}" if p >= 0.005 else "" for p in probs],
             textposition="outside",
+            cliponaxis=False,
             hovertemplate="digit %{x}: %{y:.2f}%<extra></extra>",
         )
     )
     fig.update_xaxes(title="digit", type="category")
-    fig.update_yaxes(title="probability (%)", range=[0, 109])
-    return _layout(fig, 300, showlegend=False)
+    fig.update_yaxes(title="probability (%)", range=[0, 109], ticksuffix="%")
+    return _layout(fig, 300, showlegend=False, margin=dict(l=10, r=10, t=20, b=20))
 
 
 def image_figure(
-    img,
+    img: ArrayLike,
     title: str = "",
-    colorscale: str = "gray",
+    colorscale: str | list = "gray",
     zmin: float | None = None,
     zmax: float | None = None,
     show_scale: bool = False,
     height: int = 260,
 ) -> go.Figure:
-    """A small image (digit, map) as a square heatmap without ticks."""
+    """A small image (digit, activation, map) enlarged as a square heatmap without ticks."""
     img = np.asarray(img, dtype=float)
+    if img.ndim == 3 and img.shape[-1] == 1:
+        img = img[..., 0]
     fig = go.Figure(
         go.Heatmap(
             z=img,
@@ -346,38 +566,44 @@ def image_figure(
             zmin=zmin,
             zmax=zmax,
             showscale=show_scale,
-            hovertemplate="row %{y}, col %{x}: %{z:.2f}<extra></extra>",
+            hovertemplate="row %{y}, column %{x}: %{z:.2f}<extra></extra>",
         )
     )
     fig.update_xaxes(visible=False, constrain="domain")
     fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
-    return _layout(fig, height, title=dict(text=title, x=0, font=dict(size=13)))
+    top = 40 if title else 10
+    return _layout(fig, height, title=title, margin=dict(l=5, r=5, t=top, b=5))
 
 
-def overlay_figure(img28, heat28, title: str = "", signed: bool = False) -> go.Figure:
-    """A digit in grey with a semi-transparent heat map on top (diverging colours when signed)."""
+def overlay_figure(
+    img28: ArrayLike, heat28: ArrayLike, title: str = "", signed: bool = False
+) -> go.Figure:
+    """A digit in grey under a heat map that is transparent where it is zero (diverging when signed)."""
+    img = np.asarray(img28, dtype=float)
     heat = np.asarray(heat28, dtype=float)
-    fig = image_figure(img28, title, zmin=0, zmax=1)
-    limit = float(np.max(np.abs(heat))) or 1.0
+    if heat.ndim == 3 and heat.shape[-1] == 1:
+        heat = heat[..., 0]
+    top = 255.0 if np.nanmax(img, initial=0.0) > 1.0 else 1.0
+    fig = image_figure(img, title, zmin=0, zmax=top)
+    limit = float(np.nanmax(np.abs(heat), initial=0.0)) or 1.0
     fig.add_heatmap(
         z=heat,
-        colorscale="RdBu_r" if signed else "Hot",
+        colorscale=SIGNED_SCALE if signed else HEAT_SCALE,
         zmin=-limit if signed else 0,
         zmax=limit,
-        opacity=0.6,
         showscale=True,
         colorbar=dict(thickness=10),
-        hovertemplate="row %{y}, col %{x}: %{z:.3f}<extra></extra>",
+        hovertemplate="row %{y}, column %{x}: %{z:.3f}<extra></extra>",
     )
     return fig
 
 
-def activation_grid(array, max_channels: int = 16, title: str = "") -> go.Figure:
-    """The first channels of a conv layer's output as small images."""
+def activation_grid(array: ArrayLike, max_channels: int = 16, title: str = "") -> go.Figure:
+    """The first channels of a conv layer's output (h, w, channels) as small images."""
     array = np.asarray(array, dtype=float)
     channels = min(max_channels, array.shape[-1])
     cols = min(8, channels)
-    rows = int(np.ceil(channels / cols))
+    rows = math.ceil(channels / cols)
     fig = make_subplots(rows=rows, cols=cols, horizontal_spacing=0.01, vertical_spacing=0.02)
     for c in range(channels):
         fig.add_trace(
@@ -387,33 +613,55 @@ def activation_grid(array, max_channels: int = 16, title: str = "") -> go.Figure
         )
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, autorange="reversed")
-    return _layout(fig, 90 * rows + 40, title=dict(text=title, x=0, font=dict(size=13)))
+    top = 40 if title else 10
+    return _layout(fig, 90 * rows + top, title=title, margin=dict(l=5, r=5, t=top, b=5))
 
 
-def class_counts(train_counts, test_counts) -> go.Figure:
-    """How many images of each digit in train and test."""
+def class_counts(train_counts: ArrayLike, test_counts: ArrayLike) -> go.Figure:
+    """How many images of each digit in the training and test sets, side by side."""
     fig = go.Figure()
-    fig.add_bar(x=list(range(10)), y=list(train_counts), name="train", marker_color=TRAIN_COLOR)
-    fig.add_bar(x=list(range(10)), y=list(test_counts), name="test", marker_color=VAL_COLOR)
+    for name, counts, color in (
+        ("train", train_counts, TRAIN_COLOR),
+        ("test", test_counts, VAL_COLOR),
+    ):
+        counts = np.asarray(counts)
+        fig.add_bar(
+            x=list(range(len(counts))),
+            y=counts,
+            name=name,
+            marker_color=color,
+            hovertemplate=f"{name}: %{{y:,}} images of digit %{{x}}<extra></extra>",
+        )
     fig.update_xaxes(title="digit", tickmode="linear")
     fig.update_yaxes(title="images")
     return _layout(fig, 320, barmode="group")
 
 
-def pixel_histogram(counts, log_y: bool = True) -> go.Figure:
-    """How often each pixel intensity 0-255 occurs (counts per value, or raw pixels)."""
+def pixel_histogram(counts: ArrayLike, log_y: bool = True) -> go.Figure:
+    """How often each pixel value 0-255 occurs; a (256,) array is read as counts, else as pixels."""
     counts = np.asarray(counts)
     if counts.shape != (256,):
         counts = np.bincount(counts.astype(np.uint8).ravel(), minlength=256)
-    fig = go.Figure(go.Bar(x=list(range(256)), y=counts, marker_color=TRAIN_COLOR))
+    fig = go.Figure(
+        go.Bar(
+            x=list(range(256)),
+            y=counts,
+            marker_color=TRAIN_COLOR,
+            hovertemplate="value %{x}: %{y:,} pixels<extra></extra>",
+        )
+    )
     fig.update_xaxes(title="pixel value (0 = black background, 255 = full ink)")
-    fig.update_yaxes(title="pixels", type="log" if log_y else "linear")
-    return _layout(fig, 300, showlegend=False, bargap=0)
+    fig.update_yaxes(
+        title="pixels" + (" (log scale)" if log_y else ""), type="log" if log_y else "linear"
+    )
+    return _layout(fig, 300, showlegend=False, bargap=0, margin=dict(l=10, r=10, t=20, b=20))
 
 
-def embedding_scatter(coords, labels, title: str = "", indices=None) -> go.Figure:
+def embedding_scatter(
+    coords: ArrayLike, labels: ArrayLike, title: str = "", indices: ArrayLike | None = None
+) -> go.Figure:
     """A 2-D map of samples, one colour per digit; customdata holds each sample's index."""
-    coords = np.asarray(coords)
+    coords = np.asarray(coords, dtype=float)
     labels = np.asarray(labels)
     indices = np.arange(len(labels)) if indices is None else np.asarray(indices)
     fig = go.Figure()
@@ -426,35 +674,46 @@ def embedding_scatter(coords, labels, title: str = "", indices=None) -> go.Figur
             name=str(d),
             marker=dict(size=5, color=DIGIT_COLORS[d], opacity=0.75),
             customdata=indices[mask],
-            hovertemplate=f"digit {d}<br>sample #%{{customdata}}<extra></extra>",
+            hovertemplate=f"digit {d}<br>test image #%{{customdata}}<extra></extra>",
         )
+    # The map's axes have no units: only who sits near whom matters.
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     return _layout(
-        fig, 440, title=dict(text=title, x=0, font=dict(size=14)), clickmode="event+select"
+        fig,
+        440,
+        title=title,
+        clickmode="event+select",
+        legend=dict(title="digit", itemsizing="constant"),
     )
 
 
-def points_from_selection(event) -> list[int]:
-    """Sample indices (customdata) of the points selected on an embedding_scatter."""
-    try:
-        points = event["selection"]["points"]
-    except (KeyError, TypeError):
-        return []
-    out = []
-    for p in points or []:
-        custom = p.get("customdata")
-        if custom is not None:
-            out.append(int(custom[0] if isinstance(custom, (list, tuple)) else custom))
+def points_from_selection(event: Any) -> list[int]:
+    """Sample indices (customdata) of the points selected on an embedding_scatter, in order, once each."""
+    out: list[int] = []
+    for point in _selection_points(event):
+        custom = _custom_list(point.get("customdata"))
+        index = _as_int(custom[0]) if custom else None
+        if index is not None and index not in out:
+            out.append(index)
     return out
 
 
-def per_class_comparison(acc_a, acc_b, name_a: str, name_b: str) -> go.Figure:
+def per_class_comparison(acc_a: ArrayLike, acc_b: ArrayLike, name_a: str, name_b: str) -> go.Figure:
     """Two runs' per-class accuracy side by side."""
+    a, b = (np.asarray(v, dtype=float) * 100 for v in (acc_a, acc_b))
     fig = go.Figure()
-    fig.add_bar(x=list(range(10)), y=np.asarray(acc_a) * 100, name=name_a, marker_color=TRAIN_COLOR)
-    fig.add_bar(x=list(range(10)), y=np.asarray(acc_b) * 100, name=name_b, marker_color=VAL_COLOR)
-    low = float(min(np.min(acc_a), np.min(acc_b))) * 100
+    for name, values, color in ((name_a, a, TRAIN_COLOR), (name_b, b, VAL_COLOR)):
+        fig.add_bar(
+            x=list(range(len(values))),
+            y=values,
+            name=name,
+            marker_color=color,
+            hovertemplate=f"{name}<br>digit %{{x}}: %{{y:.2f}}% right<extra></extra>",
+        )
+    low = float(min(np.nanmin(a), np.nanmin(b))) if len(a) and len(b) else 0.0
     fig.update_xaxes(title="digit", tickmode="linear")
-    fig.update_yaxes(title="accuracy (%)", range=[max(0.0, low - 2), 100.5])
+    fig.update_yaxes(
+        title="accuracy on that digit (%)", range=[max(0.0, low - 2), 100.5], ticksuffix="%"
+    )
     return _layout(fig, 320, barmode="group")
