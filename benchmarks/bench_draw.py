@@ -1,10 +1,12 @@
 """Preprocessing plus prediction of one drawing, in process: median and 95th percentile.
 
-    python benchmarks/bench_draw.py [--run default] [--runs-dir runs] [--repeats 200]
+    python benchmarks/bench_draw.py [--run NAME --runs-dir DIR] [--repeats 200]
 
-Draws a 7 on a 280x280 RGBA canvas (as streamlit-drawable-canvas returns it), then times
-core.drawing.prepare + core.explain.Predictor (probabilities and learned features in one call),
-the work the Draw page does for every finished stroke.
+Draws a 7 on a 280x280 RGBA canvas (as streamlit-drawable-canvas returns it: opaque black
+background, white strokes), then times core.drawing.prepare and core.explain.Predictor
+(probabilities and learned features in one call), the work the Draw page does for every stroke,
+and, fewer times, each explanation the page can show. Without --run it uses a fresh (untrained)
+network of the tutorial preset; the timings do not depend on the weights.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,50 +23,75 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
+from core import explain
 from core.drawing import prepare
-from core.explain import Predictor
 from core.models import build_model, preset
 from core.runs import RunStore
 
 
 def drawn_seven() -> np.ndarray:
-    """A 7 drawn with an 18-pixel brush, white on black, alpha 255 everywhere."""
+    """A slanted 7 with a crossbar, drawn with an 18-pixel brush, alpha 255 everywhere."""
     img = Image.new("RGBA", (280, 280), (0, 0, 0, 255))
-    ImageDraw.Draw(img).line([(60, 55), (210, 55), (120, 240)], fill=(255, 255, 255, 255), width=18)
+    pen = ImageDraw.Draw(img)
+    white = (255, 255, 255, 255)
+    pen.line([(60, 55), (210, 50), (120, 240)], fill=white, width=18, joint="curve")
+    pen.line([(110, 150), (190, 148)], fill=white, width=18)
     return np.asarray(img)
+
+
+def timed(fn: Callable[[], object], repeats: int, warmup: int = 20) -> list[float]:
+    """Seconds per call of fn, after a warm-up."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def figures(times: list[float]) -> str:
+    """Median and 95th percentile in milliseconds."""
+    p95 = float(np.percentile(times, 95))
+    return f"median {statistics.median(times) * 1000:6.2f} ms, p95 {p95 * 1000:6.2f} ms"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--run", default="default", help="a saved run, or 'tutorial' for a fresh net"
-    )
-    parser.add_argument("--runs-dir", default="runs")
+    parser.add_argument("--run", help="a saved run to load (default: a fresh tutorial network)")
+    parser.add_argument("--runs-dir", default="runs", help="folder of saved runs (with --run)")
     parser.add_argument("--repeats", type=int, default=200)
     args = parser.parse_args()
-    if args.run == "tutorial":
-        model = build_model(preset("tutorial"))
-    else:
+    if args.run:
         model = RunStore(args.runs_dir).load_model(args.run)
-    predictor = Predictor(model)
+        label = f"run {args.run}"
+    else:
+        model = build_model(preset("tutorial"), compile=False)
+        label = "tutorial preset (untrained)"
+    explain.check_model(model, label)
+    predictor = explain.Predictor(model)
     canvas = drawn_seven()
-    for _ in range(20):  # warm up
-        predictor.predict_with_features(prepare(canvas))
-    prep, total = [], []
-    for _ in range(args.repeats):
-        t0 = time.perf_counter()
-        x = prepare(canvas)
-        t1 = time.perf_counter()
-        probs, _ = predictor.predict_with_features(x)
-        t2 = time.perf_counter()
-        prep.append(t1 - t0)
-        total.append(t2 - t0)
-    p95 = sorted(total)[int(0.95 * len(total)) - 1]
-    print(f"run {args.run}: answer {int(probs.argmax())} ({probs.max():.1%})")
-    print(
-        f"prepare: median {statistics.median(prep) * 1000:.2f} ms; prepare + predict: median "
-        f"{statistics.median(total) * 1000:.2f} ms, p95 {p95 * 1000:.2f} ms over {args.repeats} drawings"
-    )
+    x = prepare(canvas)
+
+    prep = timed(lambda: prepare(canvas), args.repeats)
+    pred = timed(lambda: predictor.predict_with_features(x), args.repeats)
+    both = timed(lambda: predictor.predict_with_features(prepare(canvas)), args.repeats)
+    probs, _ = predictor.predict_with_features(x)
+    answer = int(probs.argmax())
+    print(f"{label}: {model.count_params():,} parameters; answer {answer} ({probs.max():.1%})")
+    print(f"  prepare (280x280 RGBA)        {figures(prep)}")
+    print(f"  Predictor (probs + features)  {figures(pred)}")
+    print(f"  prepare + Predictor           {figures(both)}   over {args.repeats} calls")
+    maps = {
+        "grad_cam": explain.grad_cam,
+        "saliency": explain.saliency,
+        "occlusion": explain.occlusion,
+        "activations": lambda m, img, _: explain.activations(m, img),
+    }
+    for name, fn in maps.items():
+        times = timed(lambda fn=fn: fn(model, x, answer), repeats=20, warmup=2)
+        print(f"  {name:29s} {figures(times)}   over 20 calls")
 
 
 if __name__ == "__main__":

@@ -45,7 +45,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Train a preset and save it as a run."""
     from core.data import load_mnist
     from core.runs import RunStore
-    from core.training import JobRegistry, JobState, TrainingJob
 
     try:
         config = preset(args.preset)
@@ -58,6 +57,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    # Imported after validation: Keras takes seconds to import, a bad argument should not wait.
+    from core.training import JobRegistry, JobState, TrainingJob
+
     data = load_mnist(args.data_dir)
     print(f"data: {data.description}: {data.shapes()}", flush=True)
     store = RunStore(args.runs_dir) if not args.no_save else None

@@ -1,71 +1,114 @@
 """Why the model decided: fast prediction, saliency, Grad-CAM, occlusion, activations, confidence.
 
 Models are functional Keras models built from keras.Input(shape=(28, 28, 1)) whose last layer is a
-10-way softmax Dense layer, so every inner layer's output can be read.
+10-way softmax Dense layer, so every inner layer's output can be read. The input of that last Dense
+layer is what the network learned to see: the "features" used for the map of digits and for
+telling a digit from a scribble.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from core.data import INPUT_SHAPE, NUM_CLASSES, preprocess_images
+from core.data import INPUT_SHAPE, NUM_CLASSES
 
 AUGMENTATION_LAYERS = ("RandomRotation", "RandomZoom", "RandomTranslation", "RandomFlip")
-POST_CONV_LAYERS = ("BatchNormalization", "Activation", "ReLU")
-TARGET_PRECISION = 0.995
+POST_CONV_LAYERS = ("BatchNormalization", "Activation", "ReLU", "LeakyReLU")
+# "Sure" means: answers this confident were at least 99.5% right on validation digits.
+TARGET_ACCURACY = 0.995
+# The confidence threshold stays within these bounds: below 50% the model is never "sure", and
+# a threshold above 99% would print as "100%".
+MIN_THRESHOLD, MAX_THRESHOLD = 0.5, 0.99
+# Inputs whose learned features are further from every digit than 99.5% of validation digits are
+# flagged as unlike any digit.
 DISTANCE_PERCENTILE = 99.5
+# Each digit's distances are scaled by their own 95th percentile, so a digit that is written in
+# many ways (a 2) gets more room than one that is written in few (a 1).
+SCALE_PERCENTILE = 95.0
+SMOOTHGRAD_SAMPLES, SMOOTHGRAD_NOISE = 8, 0.1
 
 
 class IncompatibleModelError(ValueError):
     """A model that does not take 28x28x1 digits or does not answer with 10 classes."""
 
 
-def check_model(model, name: str) -> None:
+def check_model(model: keras.Model, name: str) -> None:
     """Raise IncompatibleModelError, naming the run, unless model fits MNIST digits."""
-    shape = tuple(model.inputs[0].shape[1:]) if model.inputs else None
-    out = tuple(model.outputs[0].shape[1:]) if model.outputs else None
+    inputs = getattr(model, "inputs", None) or []
+    outputs = getattr(model, "outputs", None) or []
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise IncompatibleModelError(
+            f"Run '{name}' has {len(inputs)} inputs and {len(outputs)} outputs; Digit Lab needs "
+            "one 28x28x1 image in and 10 digit probabilities out. Choose another run."
+        )
+    shape = tuple(inputs[0].shape[1:])
     if shape != INPUT_SHAPE:
         raise IncompatibleModelError(
-            f"Run '{name}' expects inputs of shape {shape}, not 28x28x1 digits; "
+            f"Run '{name}' expects inputs of shape {_shape_text(shape)}, not 28x28x1 digits; "
             "choose another run or train a new one."
         )
+    out = tuple(outputs[0].shape[1:])
     if out != (NUM_CLASSES,):
         raise IncompatibleModelError(
-            f"Run '{name}' answers with shape {out}, not 10 digit classes; choose another run."
+            f"Run '{name}' answers with shape {_shape_text(out)}, not 10 digit classes; "
+            "choose another run or train a new one."
         )
+
+
+def _shape_text(shape: tuple) -> str:
+    return "x".join("?" if s is None else str(s) for s in shape) or "()"
 
 
 def _as_batch(x) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    if x.ndim == 2:
-        x = x[None]
-    return x.reshape(-1, *INPUT_SHAPE)
+    """One (28, 28) image or a stack of them as a float32 (n, 28, 28, 1) batch; uint8 scaled."""
+    x = np.asarray(x)
+    scaled = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
+    return scaled.reshape(-1, *INPUT_SHAPE)
 
 
-def _features_layer(model):
+def _last_dense(model):
     """The last Dense layer: its input is what the network learned to see."""
-    return model.layers[-1]
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    return dense[-1] if dense else model.layers[-1]
+
+
+def _features_and_output(model) -> keras.Model:
+    """A model from the input to [learned features, class probabilities]."""
+    return keras.Model(model.inputs[0], [_last_dense(model).input, model.outputs[0]])
+
+
+def _logits(model, features):
+    """Class scores before the softmax, from the learned features (gradients do not saturate)."""
+    dense = _last_dense(model)
+    if not isinstance(dense, keras.layers.Dense):
+        raise IncompatibleModelError("The model has no Dense layer that scores the classes.")
+    logits = keras.ops.matmul(features, dense.kernel)
+    return logits + dense.bias if dense.use_bias else logits
 
 
 class Predictor:
-    """Class probabilities and learned features for one drawing, through one compiled call."""
+    """Class probabilities and learned features of drawings, through one compiled call."""
 
-    def __init__(self, model):
+    def __init__(self, model: keras.Model) -> None:
         self.model = model
-        both = keras.Model(model.inputs[0], [_features_layer(model).input, model.outputs[0]])
+        both = _features_and_output(model)
+        # Compiled once for any batch size; model.predict would rebuild its machinery per call.
         self._call = tf.function(
             lambda x: both(x, training=False),
             input_signature=[tf.TensorSpec((None, *INPUT_SHAPE), tf.float32)],
             reduce_retracing=True,
         )
-        self.predict_with_features(np.zeros((28, 28), np.float32))  # warm up (traces once)
+        self.feature_size = int(both.outputs[0].shape[-1])
+        self.predict_with_features(np.zeros((28, 28), np.float32))  # warm up: traces once
 
     def predict_with_features(self, x28) -> tuple[np.ndarray, np.ndarray]:
-        """(probabilities (10,), features (d,)) of one 28x28 input."""
+        """(probabilities (10,), features (d,)) of one 28x28 input in [0, 1]."""
         features, probs = self._call(tf.constant(_as_batch(x28)))
         return probs.numpy()[0], features.numpy()[0]
 
@@ -73,89 +116,176 @@ class Predictor:
         """Probabilities (10,) of one 28x28 input in [0, 1]."""
         return self.predict_with_features(x28)[0]
 
-    def batch(self, x) -> np.ndarray:
-        """Probabilities (n, 10) of several 28x28 inputs."""
-        return self._call(tf.constant(_as_batch(x)))[1].numpy()
+    def batch(self, x, batch_size: int = 1000) -> np.ndarray:
+        """Probabilities (n, 10) of several 28x28 inputs, a bounded batch at a time."""
+        return self.batch_with_features(x, batch_size)[0]
+
+    def batch_with_features(self, x, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities (n, 10), features (n, d)) of several 28x28 inputs."""
+        x = _as_batch(x)
+        probs = np.zeros((len(x), NUM_CLASSES), np.float32)
+        features = np.zeros((len(x), self.feature_size), np.float32)
+        for start in range(0, len(x), batch_size):
+            f, p = self._call(tf.constant(x[start : start + batch_size]))
+            features[start : start + batch_size] = f.numpy()
+            probs[start : start + batch_size] = p.numpy()
+        return probs, features
 
 
-def feature_extractor(model, batch_size: int = 1000):
+def _batched(model, images, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(features, probabilities) of many images, a batch at a time."""
+    both = _features_and_output(model)
+    images = np.asarray(images)
+    features, probs = [], []
+    for start in range(0, len(images), batch_size):
+        f, p = both(_as_batch(images[start : start + batch_size]), training=False)
+        features.append(keras.ops.convert_to_numpy(f))
+        probs.append(keras.ops.convert_to_numpy(p))
+    if not features:
+        return np.zeros((0, both.outputs[0].shape[-1]), np.float32), np.zeros((0, NUM_CLASSES))
+    return np.concatenate(features), np.concatenate(probs)
+
+
+def feature_extractor(
+    model: keras.Model, batch_size: int = 1000
+) -> Callable[[np.ndarray], np.ndarray]:
     """A function mapping (n, 28, 28) images (uint8 or [0, 1]) to the learned features."""
-    sub = keras.Model(model.inputs[0], _features_layer(model).input)
+    sub = keras.Model(model.inputs[0], _last_dense(model).input)
+    size = int(sub.outputs[0].shape[-1])
 
     def extract(images) -> np.ndarray:
         images = np.asarray(images)
-        out = []
-        for start in range(0, len(images), batch_size):
-            chunk = images[start : start + batch_size]
-            batch = preprocess_images(chunk) if chunk.dtype == np.uint8 else _as_batch(chunk)
-            out.append(keras.ops.convert_to_numpy(sub(batch, training=False)))
-        return np.concatenate(out) if out else np.zeros((0, sub.outputs[0].shape[-1]), np.float32)
+        out = [
+            keras.ops.convert_to_numpy(
+                sub(_as_batch(images[start : start + batch_size]), training=False)
+            )
+            for start in range(0, len(images), batch_size)
+        ]
+        return np.concatenate(out) if out else np.zeros((0, size), np.float32)
 
     return extract
 
 
-def saliency(model, x28, class_index: int) -> np.ndarray:
-    """Gradient of the class probability w.r.t. each pixel, smoothed over a few noisy copies."""
+# ----- maps -----------------------------------------------------------------------------------
+
+
+def saliency(model: keras.Model, x28, class_index: int) -> np.ndarray:
+    """How strongly each pixel moves the class score: SmoothGrad, scaled to [0, 1]."""
     base = _as_batch(x28)
     rng = np.random.default_rng(0)
-    # SmoothGrad: average gradients of slightly noisy copies, which is far less speckled.
-    batch = np.concatenate([base, base + rng.normal(0, 0.1, (7, *INPUT_SHAPE)).astype(np.float32)])
-    x = tf.constant(batch)
+    # SmoothGrad: average the gradients of a few slightly noisy copies, far less speckled.
+    noise = rng.normal(0.0, SMOOTHGRAD_NOISE, (SMOOTHGRAD_SAMPLES - 1, *INPUT_SHAPE))
+    x = tf.constant(np.concatenate([base, base + noise.astype(np.float32)]))
+    features_model = keras.Model(model.inputs[0], _last_dense(model).input)
     with tf.GradientTape() as tape:
         tape.watch(x)
-        score = model(x, training=False)[:, class_index]
+        score = _logits(model, features_model(x, training=False))[:, class_index]
     grads = np.abs(tape.gradient(score, x).numpy()).mean(axis=0)[..., 0]
-    top = grads.max()
-    return (grads / top if top > 0 else grads).astype(np.float32)
+    return _unit_max(grads)
 
 
-def _last_feature_map_layer(model, layer_name: str | None = None):
-    if layer_name:
-        return model.get_layer(layer_name)
-    candidates = [
+def _unit_max(heat: np.ndarray) -> np.ndarray:
+    heat = np.asarray(heat, dtype=np.float32)
+    top = float(heat.max())
+    return heat / top if top > 0 else np.zeros_like(heat)
+
+
+def _feature_map_layers(model) -> list:
+    """Layers after the input whose output is an image-shaped map (augmentation excluded)."""
+    return [
         layer
-        for layer in model.layers[1:]
-        if len(layer.output.shape) == 4 and type(layer).__name__ not in AUGMENTATION_LAYERS
+        for layer in model.layers
+        if not isinstance(layer, keras.layers.InputLayer)
+        and len(layer.output.shape) == 4
+        and type(layer).__name__ not in AUGMENTATION_LAYERS
     ]
-    conv = [i for i, layer in enumerate(candidates) if isinstance(layer, keras.layers.Conv2D)]
+
+
+def _after_activation(layers: list, i: int):
+    """The conv layer at i, or its batch normalisation/activation when they follow it."""
+    while i + 1 < len(layers) and type(layers[i + 1]).__name__ in POST_CONV_LAYERS:
+        i += 1
+    return layers[i]
+
+
+def _last_conv_output_layer(model, layer_name: str | None = None):
+    layers = _feature_map_layers(model)
+    if layer_name:
+        layer = model.get_layer(layer_name)
+        if layer not in layers:
+            raise IncompatibleModelError(f"Layer '{layer_name}' does not output a feature map.")
+        return layer, layers
+    conv = [i for i, layer in enumerate(layers) if isinstance(layer, keras.layers.Conv2D)]
     if not conv:
         raise IncompatibleModelError("The model has no convolution layer to explain.")
     # The last conv layer, after its batch normalisation and activation if it has them.
-    i = conv[-1]
-    while i + 1 < len(candidates) and type(candidates[i + 1]).__name__ in POST_CONV_LAYERS:
-        i += 1
-    return candidates[i]
+    return _after_activation(layers, conv[-1]), layers
 
 
-def grad_cam(model, x28, class_index: int, layer_name: str | None = None) -> np.ndarray:
-    """Grad-CAM over the last conv layer, upsampled to 28x28, scaled to [0, 1]."""
-    layer = _last_feature_map_layer(model, layer_name)
-    sub = keras.Model(model.inputs[0], [layer.output, model.outputs[0]])
+def _stride(layers: list, upto) -> int:
+    """How many input pixels one step in upto's output covers (product of strides before it)."""
+    stride = 1
+    for layer in layers:
+        stride *= int(getattr(layer, "strides", (1, 1))[0] or 1)
+        if layer is upto:
+            break
+    return stride
+
+
+def _aligned_upsampling(size: int, stride: int, out: int = INPUT_SHAPE[0]) -> np.ndarray:
+    """(out, size) bilinear weights from a feature map to the input, receptive fields aligned.
+
+    A map cell covers input pixels around first + stride * i, where the margins are equal on
+    both sides (2 pixels for two valid 3x3 convolutions); a plain resize would shift evidence
+    towards the edges.
+    """
+    first = (out - 1 - (size - 1) * stride) / 2.0
+    q = np.clip((np.arange(out) - first) / stride, 0.0, size - 1)
+    lo = np.floor(q).astype(int)
+    hi = np.minimum(lo + 1, size - 1)
+    weights = np.zeros((out, size), np.float32)
+    weights[np.arange(out), lo] += 1.0 - (q - lo)
+    weights[np.arange(out), hi] += q - lo
+    return weights
+
+
+def grad_cam(
+    model: keras.Model, x28, class_index: int, layer_name: str | None = None
+) -> np.ndarray:
+    """Grad-CAM over the last conv layer (or layer_name), upsampled to 28x28, scaled to [0, 1]."""
+    layer, layers = _last_conv_output_layer(model, layer_name)
+    sub = keras.Model(model.inputs[0], [layer.output, _last_dense(model).input])
+    x = tf.constant(_as_batch(x28)[:1])
     with tf.GradientTape() as tape:
-        maps, probs = sub(_as_batch(x28), training=False)
-        score = probs[:, class_index]
+        maps, features = sub(x, training=False)
+        score = _logits(model, features)[:, class_index]
     grads = tape.gradient(score, maps)
+    # Each channel weighted by how much the class score gains from it, then only positive evidence.
     weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
     cam = tf.nn.relu(tf.reduce_sum(weights * maps, axis=-1))[0].numpy()
-    cam = np.asarray(
-        tf.image.resize(cam[..., None], (28, 28), method="bilinear")[..., 0], dtype=np.float32
-    )
-    top = cam.max()
-    return cam / top if top > 0 else cam
+    stride = _stride(layers, layer)
+    rows = _aligned_upsampling(cam.shape[0], stride)
+    cols = _aligned_upsampling(cam.shape[1], stride)
+    return _unit_max(np.maximum(rows @ cam @ cols.T, 0.0))
 
 
-def occlusion(model, x28, class_index: int, patch: int = 4, stride: int = 2) -> np.ndarray:
+def occlusion(
+    model: keras.Model, x28, class_index: int, patch: int = 4, stride: int = 2
+) -> np.ndarray:
     """How much the class probability drops when each patch is blanked (positive = evidence for)."""
     base = _as_batch(x28)[0]
-    positions = [
-        (r, c) for r in range(0, 28 - patch + 1, stride) for c in range(0, 28 - patch + 1, stride)
-    ]
+    size = INPUT_SHAPE[0]
+    starts = list(range(0, size - patch + 1, stride))
+    if starts[-1] != size - patch:
+        starts.append(size - patch)  # cover the last rows and columns too
+    positions = [(r, c) for r in starts for c in starts]
+    # One batch: the image itself, then every occluded copy.
     batch = np.repeat(base[None], len(positions) + 1, axis=0)
     for k, (r, c) in enumerate(positions, start=1):
         batch[k, r : r + patch, c : c + patch] = 0.0
     probs = keras.ops.convert_to_numpy(model(batch, training=False))[:, class_index]
-    heat = np.zeros((28, 28), np.float32)
-    counts = np.zeros((28, 28), np.float32)
+    heat = np.zeros((size, size), np.float32)
+    counts = np.zeros((size, size), np.float32)
     for k, (r, c) in enumerate(positions, start=1):
         heat[r : r + patch, c : c + patch] += probs[0] - probs[k]
         counts[r : r + patch, c : c + patch] += 1
@@ -168,22 +298,21 @@ class LayerActivation:
 
     name: str
     array: np.ndarray
+    """(height, width, channels), after the layer's normalisation and activation."""
 
 
-def activations(model, x28) -> list[LayerActivation]:
+def activations(model: keras.Model, x28) -> list[LayerActivation]:
     """The output of every convolution layer (after its normalisation/activation), in order."""
-    layers = [layer for layer in model.layers[1:] if len(layer.output.shape) == 4]
-    picked = []
-    for i, layer in enumerate(layers):
-        if isinstance(layer, keras.layers.Conv2D):
-            j = i
-            while j + 1 < len(layers) and type(layers[j + 1]).__name__ in POST_CONV_LAYERS:
-                j += 1
-            picked.append((layer.name, layers[j]))
+    layers = _feature_map_layers(model)
+    picked = [
+        (layer.name, _after_activation(layers, i))
+        for i, layer in enumerate(layers)
+        if isinstance(layer, keras.layers.Conv2D)
+    ]
     if not picked:
         return []
     sub = keras.Model(model.inputs[0], [layer.output for _, layer in picked])
-    outs = sub(_as_batch(x28), training=False)
+    outs = sub(_as_batch(x28)[:1], training=False)
     outs = outs if isinstance(outs, (list, tuple)) else [outs]
     return [
         LayerActivation(name, keras.ops.convert_to_numpy(o)[0])
@@ -191,88 +320,137 @@ def activations(model, x28) -> list[LayerActivation]:
     ]
 
 
+# ----- calibrated confidence ------------------------------------------------------------------
+
+
 @dataclass
 class Calibration:
     """When to say "not sure": thresholds measured on validation data."""
 
     confidence_threshold: float
+    """Answers less confident than this are flagged."""
     centroids: np.ndarray
-    """Unit-length mean feature direction of each digit."""
+    """(10, d) unit-length mean feature direction of each digit."""
+    scales: np.ndarray
+    """(10,) each digit's typical cosine distance to its centroid (95th percentile)."""
     distance_threshold: float
+    """Scaled distances above this are flagged as unlike any digit."""
     validation_accuracy: float
     samples: int
-    rule: str = field(default="")
+    coverage: float = 1.0
+    """Share of validation answers at or above the confidence threshold."""
+    accuracy_below: float = math.nan
+    """Accuracy of validation answers below the threshold (nan when there were none)."""
+    rule: str = ""
 
     def to_dict(self) -> dict:
         """JSON-able form."""
         return {
             "confidence_threshold": self.confidence_threshold,
             "centroids": self.centroids.tolist(),
+            "scales": self.scales.tolist(),
             "distance_threshold": self.distance_threshold,
             "validation_accuracy": self.validation_accuracy,
             "samples": self.samples,
+            "coverage": self.coverage,
+            "accuracy_below": None if math.isnan(self.accuracy_below) else self.accuracy_below,
             "rule": self.rule,
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> Calibration:
         """Inverse of to_dict."""
+        centroids = np.asarray(d["centroids"], dtype=np.float32)
+        below = d.get("accuracy_below")
         return cls(
             confidence_threshold=float(d["confidence_threshold"]),
-            centroids=np.asarray(d["centroids"], dtype=np.float32),
+            centroids=centroids,
+            scales=np.asarray(d.get("scales", np.ones(len(centroids))), dtype=np.float32),
             distance_threshold=float(d["distance_threshold"]),
             validation_accuracy=float(d["validation_accuracy"]),
             samples=int(d["samples"]),
-            rule=d.get("rule", ""),
+            coverage=float(d.get("coverage", 1.0)),
+            accuracy_below=math.nan if below is None else float(below),
+            rule=str(d.get("rule", "")),
         )
 
     def distance(self, features: np.ndarray) -> np.ndarray:
-        """Cosine distance of each feature vector to the nearest digit's mean direction."""
-        return 1.0 - (_unit(np.atleast_2d(features)) @ self.centroids.T).max(axis=1)
+        """Each feature vector's cosine distance to the nearest digit, in that digit's own scale."""
+        cosine = 1.0 - _unit(np.atleast_2d(features)) @ self.centroids.T
+        return (cosine / self.scales).min(axis=1)
 
 
 def _unit(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float32)
     return a / np.maximum(np.linalg.norm(a, axis=-1, keepdims=True), 1e-9)
 
 
-def calibrate(model, x_val, y_val) -> Calibration:
+def confidence_threshold(confidence: np.ndarray, correct: np.ndarray) -> float:
+    """The smallest t such that answers with confidence >= t are >= 99.5% right (else 0.99).
+
+    Ties count together; the result is clipped to [0.5, 0.99]. A weak model whose most confident
+    answers are not 99.5% right gets 0.99: it is flagged unless it is close to certain.
+    """
+    order = np.argsort(-confidence, kind="stable")
+    conf, right = confidence[order], correct[order]
+    running = np.cumsum(right) / np.arange(1, len(conf) + 1)
+    # A cut is only possible where the confidence changes (or at the very end).
+    cut = np.append(conf[:-1] > conf[1:], True)
+    ok = np.flatnonzero(cut & (running >= TARGET_ACCURACY))
+    threshold = float(conf[ok[-1]]) if len(ok) else MAX_THRESHOLD
+    return float(np.clip(threshold, MIN_THRESHOLD, MAX_THRESHOLD))
+
+
+def calibrate(model: keras.Model, x_val, y_val, batch_size: int = 1000) -> Calibration:
     """Measure, on validation digits, the confidence and feature distance of reliable answers."""
     y_val = np.asarray(y_val, dtype=np.int64)
-    extract = feature_extractor(model)
-    features = extract(x_val)
-    probs = _probs_from_features(model, features)
+    if len(y_val) == 0:
+        raise ValueError("calibrate needs at least one validation digit.")
+    features, probs = _batched(model, x_val, batch_size)
     predicted = probs.argmax(axis=1)
     confidence = probs.max(axis=1)
     correct = predicted == y_val
-    # The smallest threshold t such that answers with confidence >= t are at least 99.5% right.
-    order = np.argsort(-confidence)
-    running = np.cumsum(correct[order]) / np.arange(1, len(order) + 1)
-    ok = np.flatnonzero(running >= TARGET_PRECISION)
-    threshold = float(confidence[order][ok[-1]]) if len(ok) else 0.99
-    threshold = float(np.clip(threshold, 0.5, 0.99))
-    # Directions, not positions: a very confident digit has larger features in the same direction.
-    centroids = np.stack(
-        [
-            _unit(features[y_val == d].mean(axis=0))
-            if np.any(y_val == d)
-            else _unit(features.mean(0))
-            for d in range(NUM_CLASSES)
-        ]
-    ).astype(np.float32)
-    cal = Calibration(threshold, centroids, 0.0, float(correct.mean()), len(y_val))
+    threshold = confidence_threshold(confidence, correct)
+    above = confidence >= threshold
+    unit = _unit(features)
+    # Each digit's mean direction, from the validation digits the model got right (all of that
+    # digit when it got too few right; every digit when it is missing altogether).
+    centroids, scales = [], []
+    for d in range(NUM_CLASSES):
+        members = unit[(y_val == d) & correct]
+        if len(members) < 5:
+            members = unit[y_val == d] if np.any(y_val == d) else unit
+        centroid = _unit(members.mean(axis=0))
+        centroids.append(centroid)
+        scales.append(max(float(np.percentile(1.0 - members @ centroid, SCALE_PERCENTILE)), 1e-6))
+    cal = Calibration(
+        confidence_threshold=threshold,
+        centroids=np.stack(centroids).astype(np.float32),
+        scales=np.asarray(scales, np.float32),
+        distance_threshold=0.0,
+        validation_accuracy=float(correct.mean()),
+        samples=len(y_val),
+        coverage=float(above.mean()),
+        accuracy_below=float(correct[~above].mean()) if np.any(~above) else math.nan,
+    )
     cal.distance_threshold = float(np.percentile(cal.distance(features), DISTANCE_PERCENTILE))
+    if np.any(above):
+        confident = (
+            f"Answers at least {threshold:.0%} confident were {correct[above].mean():.1%} right on "
+            f"{len(y_val):,} validation digits ({cal.coverage:.0%} of all answers; the aim is "
+            f"{TARGET_ACCURACY:.1%})"
+        )
+    else:
+        confident = (
+            f"No answer on {len(y_val):,} validation digits was {threshold:.0%} confident, so "
+            "every answer is flagged"
+        )
     cal.rule = (
-        f"Answers with confidence of at least {threshold:.0%} were {TARGET_PRECISION:.1%} right on "
-        f"{len(y_val):,} validation digits; inputs whose learned features point away from every "
-        f"digit's mean direction more than {DISTANCE_PERCENTILE}% of validation digits do are "
-        "flagged as unlike any digit."
+        f"{confident}. Inputs whose learned features are further from every digit's mean "
+        f"direction (scaled by that digit's own spread) than for {DISTANCE_PERCENTILE}% of the "
+        "validation digits are flagged as unlike any digit."
     )
     return cal
-
-
-def _probs_from_features(model, features: np.ndarray) -> np.ndarray:
-    """Apply the last Dense layer to features (the rest of the network already ran)."""
-    return keras.ops.convert_to_numpy(model.layers[-1](tf.constant(features, dtype=tf.float32)))
 
 
 @dataclass
@@ -288,31 +466,40 @@ class Verdict:
 
 def assess(probs, features, calibration: Calibration | None) -> Verdict:
     """The answer, its top three, and whether (and why) the model should not be trusted here."""
-    probs = np.asarray(probs, dtype=np.float64)
-    order = np.argsort(-probs)
+    probs = np.asarray(probs, dtype=np.float64).ravel()
+    order = np.argsort(-probs, kind="stable")
     predicted, confidence = int(order[0]), float(probs[order[0]])
     top3 = [(int(d), float(probs[d])) for d in order[:3]]
     if calibration is None:
         return Verdict(predicted, confidence, top3, False, "")
-    distance = float(calibration.distance(np.asarray(features))[0])
+    distance = float(calibration.distance(np.asarray(features, dtype=np.float32))[0])
     if distance > calibration.distance_threshold:
         return Verdict(
             predicted,
             confidence,
             top3,
             True,
-            "This doesn't look like any digit the model has seen: what the network sees in it is "
-            f"further from every digit than for {DISTANCE_PERCENTILE}% of real validation digits. "
-            f"Its best guess is {predicted}, but don't trust it.",
+            "This doesn't look like any digit the model has seen: what it sees in it is further "
+            f"from every digit than for {DISTANCE_PERCENTILE}% of the validation digits. Its best "
+            f"guess is {predicted}, but don't trust it.",
         )
-    if confidence < calibration.confidence_threshold:
+    threshold = calibration.confidence_threshold
+    if confidence < threshold:
+        below = calibration.accuracy_below
+        detail = "" if math.isnan(below) else f" (right only {below:.0%} of the time)"
         return Verdict(
             predicted,
             confidence,
             top3,
             True,
-            f"The model is only {confidence:.0%} sure. On validation digits, answers below "
-            f"{calibration.confidence_threshold:.0%} confidence were often wrong: it might be "
-            f"{top3[1][0]} too.",
+            f"The model is only {_percent(confidence, threshold)} sure; on validation data, "
+            f"answers below {threshold:.0%} were often wrong{detail}. "
+            f"It might be a {top3[1][0]}.",
         )
     return Verdict(predicted, confidence, top3, False, "")
+
+
+def _percent(value: float, below: float) -> str:
+    """value as a whole percentage that never rounds up to the threshold it is below."""
+    text = f"{value:.0%}"
+    return text if round(value * 100) < round(below * 100) else f"{value:.1%}"

@@ -253,11 +253,13 @@ class ModelConfig:
             if f.name == "conv_blocks":
                 if "blocks" in params:
                     try:
-                        kwargs["conv_blocks"] = tuple(
+                        blocks = tuple(
                             _parse_block(t) for t in str(params["blocks"]).split("_") if t
                         )
                     except ValueError:
-                        pass
+                        blocks = ()
+                    if blocks:  # an empty "blocks=" is as unreadable as a malformed one
+                        kwargs["conv_blocks"] = blocks
                 continue
             if f.name not in params:
                 continue

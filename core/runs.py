@@ -168,7 +168,7 @@ class RunStore:
     # ----- names ---------------------------------------------------------------------------
     def check_name(self, name: str) -> str:
         """Return name if it is a safe run name, else raise RunError saying what is allowed."""
-        if not isinstance(name, str) or not NAME_PATTERN.match(name) or ".." in name:
+        if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name) or ".." in name:
             raise RunError(
                 f"'{name}' is not a valid run name: use 1 to 64 letters, digits, '-', '_' or '.', "
                 "starting with a letter or digit."

@@ -119,6 +119,7 @@ class Progress:
             self._batch.setdefault("step", []).append(float(step))
             self._batch.setdefault("batch_in_epoch", []).append(float(batch))
             self._batch.setdefault("seconds", []).append(now - self._start)
+            self._batch.setdefault("images", []).append(float(images))
             for key, value in logs.items():
                 self._batch.setdefault(key, []).append(float(value))
 
@@ -177,18 +178,27 @@ RUNNING_MEANS = ("loss", "accuracy")
 def _per_batch_values(batch: dict[str, list[float]]) -> dict[str, list[float]]:
     """Batch history in step order, with each batch's own loss and accuracy.
 
-    Keras logs running means over the epoch; batch k's own value is k*m_k - (k-1)*m_(k-1).
+    Keras logs running means over the epoch, weighted by samples; with n_k samples seen by batch
+    k, batch k's own value is (n_k*m_k - n_(k-1)*m_(k-1)) / (n_k - n_(k-1)). Equal batches give
+    k*m_k - (k-1)*m_(k-1); a short last batch must not be read as a full one.
     """
     if not batch.get("step"):
         return {k: list(v) for k, v in batch.items()}
     order = np.argsort(np.asarray(batch["step"]), kind="stable")
     out = {k: np.asarray(v, dtype=np.float64)[order] for k, v in batch.items()}
     k = out["batch_in_epoch"]
+    size = out.get("images")
+    if size is None or len(size) != len(k) or not (size > 0).all():
+        size = np.ones_like(k)
+    # Samples seen in the epoch up to and including each batch.
+    first = np.maximum.accumulate(np.where(k == 1, np.arange(len(k)), 0))
+    seen = np.cumsum(size)
+    seen = seen - np.where(first > 0, seen[first - 1], 0.0)
     for key in RUNNING_MEANS:
         if key in out and len(out[key]) == len(k):
             mean = out[key]
             previous = np.where(k > 1, np.concatenate([[0.0], mean[:-1]]), 0.0)
-            out[key] = k * mean - (k - 1) * previous
+            out[key] = (seen * mean - (seen - size) * previous) / size
     return {key: v.tolist() for key, v in out.items()}
 
 
@@ -208,6 +218,7 @@ class ProgressCallback(keras.callbacks.Callback):
         probe_images: np.ndarray | None = None,
         terminate_on_nan: bool = True,
         steps_per_epoch: int = 0,
+        samples: int = 0,
     ):
         super().__init__()
         self.progress = progress
@@ -216,6 +227,7 @@ class ProgressCallback(keras.callbacks.Callback):
         self.probe_images = probe_images
         self.terminate_on_nan = terminate_on_nan
         self.steps_per_epoch = steps_per_epoch
+        self.samples = samples
 
     def on_train_begin(self, logs=None):
         self.epoch = 0
@@ -230,7 +242,7 @@ class ProgressCallback(keras.callbacks.Callback):
         logs = logs or {}
         step = (self.epoch - 1) * self.steps_per_epoch + batch + 1
         logs = dict(logs, learning_rate=self._learning_rate())
-        self.progress.record_batch(self.epoch, batch + 1, step, self.batch_size, logs)
+        self.progress.record_batch(self.epoch, batch + 1, step, self._batch_images(batch), logs)
         loss = logs.get("loss")
         if self.terminate_on_nan and loss is not None and not math.isfinite(loss):
             self.nan_at = (self.epoch, batch + 1)
@@ -246,6 +258,12 @@ class ProgressCallback(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self.progress.stop_clock()
+
+    def _batch_images(self, batch: int) -> int:
+        """The batch's size: the last batch of an epoch holds what is left of the samples."""
+        if self.samples and batch + 1 == self.steps_per_epoch:
+            return self.samples - (self.steps_per_epoch - 1) * self.batch_size
+        return self.batch_size
 
     def _learning_rate(self) -> float:
         return float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
@@ -300,6 +318,7 @@ class TrainingJob:
         self.probe_labels = data.y_test[self.probe_index]
         n = config.samples(len(data.x_train)) + (len(extra_examples[0]) if extra_examples else 0)
         n_train = n - int(round(n * config.validation_split))
+        self.train_count = n_train
         self.steps_per_epoch = max(1, math.ceil(n_train / config.batch_size))
         self.progress = Progress(config.epochs, self.steps_per_epoch)
         self._stop = threading.Event()
@@ -417,6 +436,7 @@ class TrainingJob:
             probe_images=preprocess_images(self.data.x_test[self.probe_index]),
             terminate_on_nan=cfg.terminate_on_nan,
             steps_per_epoch=self.steps_per_epoch,
+            samples=self.train_count,
         )
         if not self._stop.is_set():
             self._set(JobState.RUNNING, "Training…")
