@@ -142,7 +142,9 @@ def main() -> None:
                 if i:
                     page.get_by_role("button", name="Clear").click()
                     page.get_by_text("Draw a digit on the black square").wait_for()
-                strokes = [(60, 55), (210, 55), (120, 240)] if i % 2 == 0 else [(140, 40), (135, 245)]
+                strokes = (
+                    [(60, 55), (210, 55), (120, 240)] if i % 2 == 0 else [(140, 40), (135, 245)]
+                )
                 stroke(page, strokes)
                 page.mouse.up()
                 up = time.perf_counter()

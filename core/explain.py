@@ -31,6 +31,10 @@ DISTANCE_PERCENTILE = 99.5
 # Each digit's distances are scaled by their own 95th percentile, so a digit that is written in
 # many ways (a 2) gets more room than one that is written in few (a 1).
 SCALE_PERCENTILE = 95.0
+# A second test of strangeness: the Mahalanobis distance to the nearest digit's mean feature vector
+# under the digits' shared covariance. Direction alone misses letters such as W, M or Y, which land
+# near a 4 but far outside the spread of real 4s. Above this many features the covariance is skipped.
+MAX_MAHALANOBIS_FEATURES = 1024
 SMOOTHGRAD_SAMPLES, SMOOTHGRAD_NOISE = 8, 0.1
 
 
@@ -342,6 +346,12 @@ class Calibration:
     accuracy_below: float = math.nan
     """Accuracy of validation answers below the threshold (nan when there were none)."""
     rule: str = ""
+    means: np.ndarray | None = None
+    """(10, d) each digit's mean feature vector; None when there are too many features."""
+    precision: np.ndarray | None = None
+    """(d, d) inverse of the digits' shared feature covariance; None with means."""
+    spread_threshold: float = math.inf
+    """Mahalanobis distances above this are flagged as unlike any digit."""
 
     def to_dict(self) -> dict:
         """JSON-able form."""
@@ -355,6 +365,11 @@ class Calibration:
             "coverage": self.coverage,
             "accuracy_below": None if math.isnan(self.accuracy_below) else self.accuracy_below,
             "rule": self.rule,
+            "means": None if self.means is None else self.means.tolist(),
+            "precision": None if self.precision is None else self.precision.tolist(),
+            "spread_threshold": None
+            if math.isinf(self.spread_threshold)
+            else self.spread_threshold,
         }
 
     @classmethod
@@ -372,12 +387,28 @@ class Calibration:
             coverage=float(d.get("coverage", 1.0)),
             accuracy_below=math.nan if below is None else float(below),
             rule=str(d.get("rule", "")),
+            means=None if d.get("means") is None else np.asarray(d["means"], np.float32),
+            precision=None
+            if d.get("precision") is None
+            else np.asarray(d["precision"], np.float32),
+            spread_threshold=(
+                math.inf if d.get("spread_threshold") is None else float(d["spread_threshold"])
+            ),
         )
 
     def distance(self, features: np.ndarray) -> np.ndarray:
         """Each feature vector's cosine distance to the nearest digit, in that digit's own scale."""
         cosine = 1.0 - _unit(np.atleast_2d(features)) @ self.centroids.T
         return (cosine / self.scales).min(axis=1)
+
+    def mahalanobis(self, features: np.ndarray) -> np.ndarray:
+        """Each feature vector's squared Mahalanobis distance to the nearest digit's mean."""
+        f = np.atleast_2d(np.asarray(features, dtype=np.float32))
+        if self.means is None or self.precision is None:
+            return np.zeros(len(f), np.float32)
+        return np.min(
+            [np.einsum("nd,de,ne->n", f - m, self.precision, f - m) for m in self.means], 0
+        )
 
 
 def _unit(a: np.ndarray) -> np.ndarray:
@@ -399,6 +430,25 @@ def confidence_threshold(confidence: np.ndarray, correct: np.ndarray) -> float:
     ok = np.flatnonzero(cut & (running >= TARGET_ACCURACY))
     threshold = float(conf[ok[-1]]) if len(ok) else MAX_THRESHOLD
     return float(np.clip(threshold, MIN_THRESHOLD, MAX_THRESHOLD))
+
+
+def _means_and_precision(features: np.ndarray, y: np.ndarray, correct: np.ndarray):
+    """Each digit's mean feature vector and the inverse of the digits' shared covariance."""
+    size = features.shape[1]
+    if size > MAX_MAHALANOBIS_FEATURES:
+        return None, None
+    means, centred = [], []
+    for d in range(NUM_CLASSES):
+        members = features[(y == d) & correct]
+        if len(members) < 5:
+            members = features[y == d] if np.any(y == d) else features
+        means.append(members.mean(axis=0))
+        centred.append(members - means[-1])
+    c = np.concatenate(centred).astype(np.float64)
+    cov = c.T @ c / max(len(c) - 1, 1)
+    # A little shrinkage towards the mean variance keeps the inverse stable with few digits.
+    cov += (1e-3 * np.trace(cov) / size + 1e-9) * np.eye(size)
+    return np.stack(means).astype(np.float32), np.linalg.pinv(cov).astype(np.float32)
 
 
 def calibrate(model: keras.Model, x_val, y_val, batch_size: int = 1000) -> Calibration:
@@ -434,6 +484,10 @@ def calibrate(model: keras.Model, x_val, y_val, batch_size: int = 1000) -> Calib
         accuracy_below=float(correct[~above].mean()) if np.any(~above) else math.nan,
     )
     cal.distance_threshold = float(np.percentile(cal.distance(features), DISTANCE_PERCENTILE))
+    cal.means, cal.precision = _means_and_precision(features, y_val, correct)
+    if cal.means is not None:
+        spread = cal.mahalanobis(features)
+        cal.spread_threshold = float(np.percentile(spread, DISTANCE_PERCENTILE))
     if np.any(above):
         confident = (
             f"Answers at least {threshold:.0%} confident were {correct[above].mean():.1%} right on "
@@ -447,8 +501,9 @@ def calibrate(model: keras.Model, x_val, y_val, batch_size: int = 1000) -> Calib
         )
     cal.rule = (
         f"{confident}. Inputs whose learned features are further from every digit's mean "
-        f"direction (scaled by that digit's own spread) than for {DISTANCE_PERCENTILE}% of the "
-        "validation digits are flagged as unlike any digit."
+        "direction (scaled by that digit's own spread), or from every digit's mean (Mahalanobis "
+        f"distance), than for {DISTANCE_PERCENTILE}% of the validation digits are flagged as "
+        "unlike any digit."
     )
     return cal
 
@@ -472,8 +527,10 @@ def assess(probs, features, calibration: Calibration | None) -> Verdict:
     top3 = [(int(d), float(probs[d])) for d in order[:3]]
     if calibration is None:
         return Verdict(predicted, confidence, top3, False, "")
-    distance = float(calibration.distance(np.asarray(features, dtype=np.float32))[0])
-    if distance > calibration.distance_threshold:
+    features = np.asarray(features, dtype=np.float32)
+    distance = float(calibration.distance(features)[0])
+    spread = float(calibration.mahalanobis(features)[0])
+    if distance > calibration.distance_threshold or spread > calibration.spread_threshold:
         return Verdict(
             predicted,
             confidence,

@@ -13,7 +13,6 @@ from core.models import (
     PADDINGS,
     PRESETS,
     SCHEDULES,
-    ModelConfig,
     estimate_training_seconds,
 )
 from core.runs import RunError
@@ -31,11 +30,14 @@ st.session_state.setdefault("train_owner", uuid.uuid4().hex[:8])
 # ----- form state: from the URL on first load, else from the preset ------------------------------
 if K("blocks") not in st.session_state:
     params = {k: v for k, v in st.query_params.to_dict().items() if k != "run"}
-    # A link that names a preset starts from it; the other parameters override its values.
-    base = PRESETS.get(params.get("preset", ""), PRESETS["tutorial"])
-    config = ModelConfig.from_query(params, base) if params else base
-    for k, v in train_form.to_state(config).items():
-        st.session_state[k] = v
+    if params or "train_form" not in st.session_state:
+        state, st.session_state["train_link_notes"] = train_form.state_from_query(params)
+    else:
+        # Back from another page: Streamlit reset the widgets, the plain copy kept their values.
+        state = st.session_state["train_form"]
+    st.session_state.update(state)
+for k, v in st.session_state.get("train_form", {}).items():
+    st.session_state.setdefault(k, v)  # a hidden block's fields, dropped with its widgets
 
 
 def apply_preset() -> None:
@@ -47,15 +49,20 @@ def apply_preset() -> None:
             K("samples"): st.session_state[K("samples")],
         }
         st.session_state.update(train_form.to_state(PRESETS[name]) | keep)
+    st.session_state.pop("train_link_notes", None)
 
 
 def mark_custom() -> None:
     st.session_state[K("preset")] = "custom"
+    st.session_state.pop("train_link_notes", None)
 
 
 st.session_state[K("samples")] = min(st.session_state[K("samples")], len(data.x_train))
 config = train_form.from_state(st.session_state)
 errors = config.errors()
+st.session_state["train_form"] = {
+    k: st.session_state[k] for k in train_form.form_keys() if k in st.session_state
+}
 # Keep the whole configuration in the address bar, so a link reproduces this setup.
 query = config.to_query()
 if any(st.query_params.get(k) != v for k, v in query.items()):
@@ -64,9 +71,14 @@ if config.train_samples is None and "train_samples" in st.query_params:
     del st.query_params["train_samples"]
 
 
-def show_error(field: str) -> None:
-    if field in errors:
-        st.error(errors[field], icon=":material/error:")
+shown: set[str] = set()
+
+
+def show_error(*fields: str) -> None:
+    for field in fields:
+        if field in errors:
+            st.error(errors[field], icon=":material/error:")
+            shown.add(field)
 
 
 st.title("Train a network")
@@ -74,6 +86,8 @@ st.caption(
     "Pick the tutorial's network or change it, press Train and watch it learn. "
     "The page's address holds the whole setup: share it to reproduce this run."
 )
+for note in st.session_state.get("train_link_notes", []):
+    st.warning(note, icon=":material/link:")
 
 # ----- tune -----------------------------------------------------------------------------------
 form, side = st.columns([0.55, 0.45], gap="large")
@@ -105,12 +119,12 @@ with form:
         help="valid shrinks each map by kernel−1 pixels; same keeps its size.",
     )
     c3.toggle(
-        "Batch normalization",
+        "Batch norm",
         key=K("batch_norm"),
         on_change=mark_custom,
         help="Normalise each conv layer's outputs: trains faster per epoch, costs CPU.",
     )
-    show_error("conv_blocks")
+    show_error("conv_blocks", "padding")
     for i in range(st.session_state[K("blocks")]):
         b = lambda f, i=i: train_form.block_key(i, f)  # noqa: E731
         cols = st.columns([0.2, 0.17, 0.17, 0.2, 0.26], vertical_alignment="bottom")
@@ -139,7 +153,7 @@ with form:
             help="Convolution layers in this block (the tutorial has 2).",
         )
         cols[3].checkbox(
-            "Pool 2×2",
+            "Pool",
             key=b("pool"),
             on_change=mark_custom,
             help="2×2 max pooling: halve the map's size.",
@@ -174,7 +188,7 @@ with form:
         on_change=mark_custom,
         help="Dropout before the 10-way softmax output.",
     )
-    show_error("dense_units")
+    show_error("dense_units", "dense_dropout")
 
     st.markdown("**Training**")
     c1, c2, c3 = st.columns(3)
@@ -202,7 +216,7 @@ with form:
         on_change=mark_custom,
         help="one_cycle warms up then anneals; cosine and exponential decay.",
     )
-    show_error("learning_rate")
+    show_error("optimizer", "learning_rate", "lr_schedule")
     c1, c2, c3 = st.columns(3)
     c1.number_input(
         "Batch size",
@@ -228,8 +242,7 @@ with form:
         on_change=mark_custom,
         help="Same seed, same starting weights and shuffling.",
     )
-    show_error("batch_size")
-    show_error("epochs")
+    show_error("batch_size", "epochs", "seed")
     st.slider(
         "Validation split",
         0.0,
@@ -250,10 +263,32 @@ with form:
         )
         c1, c2, c3 = st.columns(3)
         c1.slider(
-            "Rotation (°)", 0.0, 45.0, key=K("rotation"), disabled=not aug, on_change=mark_custom
+            "Rotation (°)",
+            0.0,
+            45.0,
+            key=K("rotation"),
+            disabled=not aug,
+            on_change=mark_custom,
+            help="Largest random turn, in degrees, either way.",
         )
-        c2.slider("Zoom", 0.0, 0.5, key=K("zoom"), disabled=not aug, on_change=mark_custom)
-        c3.slider("Shift", 0.0, 0.3, key=K("shift"), disabled=not aug, on_change=mark_custom)
+        c2.slider(
+            "Zoom",
+            0.0,
+            0.5,
+            key=K("zoom"),
+            disabled=not aug,
+            on_change=mark_custom,
+            help="Largest random zoom in or out, as a share of the size.",
+        )
+        c3.slider(
+            "Shift",
+            0.0,
+            0.3,
+            key=K("shift"),
+            disabled=not aug,
+            on_change=mark_custom,
+            help="Largest random move, as a share of the width and height.",
+        )
         c1, c2, c3 = st.columns(3)
         c1.checkbox(
             "Early stopping",
@@ -275,8 +310,14 @@ with form:
             on_change=mark_custom,
             help="Epochs without improvement before acting.",
         )
-        st.checkbox("Stop on NaN loss", key=K("terminate_on_nan"), on_change=mark_custom)
-        show_error("reduce_lr_on_plateau")
+        st.checkbox(
+            "Stop on NaN loss",
+            key=K("terminate_on_nan"),
+            on_change=mark_custom,
+            help="End the job with a clear message when the loss diverges.",
+        )
+    # Under the expander, not in it: a message inside a closed expander is easy to miss.
+    show_error("rotation", "zoom", "shift", "reduce_lr_on_plateau", "patience")
 
     st.markdown("**Data**")
     c1, c2 = st.columns(2)
@@ -292,6 +333,7 @@ with form:
         step=1000,
         key=K("samples"),
         disabled=not st.session_state[K("subset")],
+        help="The first N digits of the training set.",
     )
     show_error("train_samples")
     examples = widgets.get_examples()
@@ -300,6 +342,9 @@ with form:
         f"Add my {n_examples} labelled drawing(s) from the Draw page",
         key="train_use_examples",
         disabled=n_examples == 0,
+        help="Drawings you corrected on the Draw page (Teach it back) join the training digits."
+        if n_examples
+        else "Correct a drawing on the Draw page (Teach it back) to add it here.",
     )
     st.caption(f"Data: {data.label}. {data.description}.")
 
@@ -330,11 +375,6 @@ def start_job() -> None:
     st.session_state["train_job_pick"] = job.id  # the watch picker follows the new job
 
 
-def _label(j: TrainingJob) -> str:
-    who = "you" if j.owner == st.session_state.train_owner else "another session"
-    return f"{j.config.preset} · {j.state.value} · started by {who} · {j.id}"
-
-
 mine = [j for j in registry.jobs(st.session_state.train_owner) if not j.state.done]
 st.button(
     "Train",
@@ -343,10 +383,18 @@ st.button(
     key="train_start",
     on_click=start_job,
     disabled=bool(errors) or bool(mine),
-    help="Fix the fields marked in red first." if errors else None,
+    help="Fix the fields marked in red first."
+    if errors
+    else "Your job is still running: stop it or let it finish first."
+    if mine
+    else None,
 )
 if errors:
-    st.error("Nothing starts until the fields marked above are fixed.")
+    unshown = [errors[f] for f in errors if f not in shown]
+    st.error(
+        "Nothing starts until the fields marked above are fixed."
+        + "".join(f"\n- {message}" for message in unshown)
+    )
 
 jobs = registry.jobs()
 if "train_job" not in st.session_state and jobs:
@@ -361,7 +409,11 @@ if len(jobs) > 1:
     pick = st.selectbox(
         "Job to watch",
         ids,
-        format_func=lambda i: _label(registry.get(i)) if registry.get(i) else i,
+        format_func=lambda i: (
+            train_form.job_label(registry.get(i), st.session_state.train_owner)
+            if registry.get(i)
+            else i
+        ),
         key="train_job_pick",
     )
     job = registry.get(pick)
@@ -386,12 +438,7 @@ def live(job: TrainingJob) -> None:
         status += f" Place in the queue: **{snap.queue_position}**."
     (st.error if snap.state == JobState.FAILED else st.markdown)(status)
     if snap.state in (JobState.RUNNING, JobState.STOPPING) or snap.state.done and snap.epoch:
-        eta = f"{snap.eta_seconds:.0f} s left" if snap.eta_seconds is not None else ""
-        st.progress(
-            snap.fraction,
-            text=f"Epoch {snap.epoch}/{snap.epochs} · batch {snap.batch}/{snap.steps_per_epoch} · "
-            f"{snap.images_per_second:,.0f} images/s · {snap.elapsed:.0f} s · {eta}",
-        )
+        st.progress(snap.fraction, text=train_form.progress_text(snap))
     st.button(
         "Stop",
         icon=":material/stop:",
@@ -416,12 +463,15 @@ def live(job: TrainingJob) -> None:
             else f"after epoch {len(snap.probe_predictions) - 1}"
         )
         st.markdown(f"**The network's guesses for a dozen test digits, {when}**")
+        st.caption(
+            "Each digit's guess and how sure the network is: green when right, red when wrong."
+        )
         cols = st.columns(len(job.probe_index))
         for col, idx, p, label in zip(cols, job.probe_index, probs, job.probe_labels, strict=True):
-            guess = int(p.argmax())
+            guess, prob, right = train_form.probe_guess(p, label)
             col.image(enlarge(data.x_test[idx], 3), width="stretch")
-            color = "green" if guess == label else "red"
-            col.markdown(f":{color}[**{guess}** {p.max():.0%}]")
+            col.markdown(f":{'green' if right else 'red'}[guess **{guess}** ({prob:.0%})]")
+            col.caption(f"true {label}")
     if snap.state == JobState.FINISHED or snap.state == JobState.STOPPED and snap.run_name:
         if snap.test_metrics:
             m1, m2 = st.columns(2)
