@@ -2,12 +2,12 @@
 
 import streamlit as st
 
-from core import widgets
+from ui import frame, resources
 
-widgets.setup_page("Home", ":material/home:")
-data = widgets.get_data()
-widgets.data_caption(data)
-run = widgets.run_picker()
+frame.setup_page("Home", ":material/home:")
+data = resources.get_data()
+frame.data_caption(data)
+run = frame.run_picker()
 
 st.title("Digit Lab")
 st.markdown(
@@ -93,7 +93,7 @@ with c2, st.container(border=True):
     if run is None:
         st.write("No model yet. Train one on the Train page.")
     else:
-        st.write(widgets.run_label(run))
+        st.write(frame.run_label(run))
         st.caption(
             "Chosen in the sidebar; Explore and Draw use it. "
             + ("It ships with the app." if run.builtin else f"Saved in `{run.path}`.")

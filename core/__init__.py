@@ -1,6 +1,7 @@
 """Digit Lab's core: data, models, training, runs, evaluation, drawing and explanations.
 
-Nothing here imports Streamlit except core.widgets; TensorFlow is imported only where it is needed.
+Nothing here imports Streamlit (the ui package holds every Streamlit piece); TensorFlow is imported
+only where it is needed.
 """
 
 import os

@@ -245,6 +245,20 @@ def validation_split(
     return x[:-n_val], y[:-n_val], x[-n_val:], y[-n_val:]
 
 
+def held_out(data: MnistData, config) -> tuple[np.ndarray, np.ndarray]:
+    """Digits a run never trained on, for calibrating its confidence: the validation hold-out it
+    kept (the same slice `validation_split` cut for training), else the first half of the test
+    set. `config` is the run's ModelConfig."""
+    n = config.samples(len(data.x_train))
+    _, _, x_val, y_val = validation_split(
+        data.x_train[:n], data.y_train[:n], config.validation_split
+    )
+    if len(x_val):
+        return x_val, y_val
+    half = len(data.x_test) // 2
+    return data.x_test[:half], data.y_test[:half]
+
+
 def make_dataset(
     x: np.ndarray,
     y: np.ndarray,

@@ -79,6 +79,17 @@ class RunInfo:
         """When the run was saved (epoch seconds)."""
         return float(self.meta.get("saved_at", 0.0))
 
+    @property
+    def cache_key(self) -> str:
+        """What identifies this run's files in every cache: where it is, when it was saved, and
+        the model file's modification time and size (a replaced file gets a new key)."""
+        try:
+            stat = self.model_path.stat()
+            stamp = f"{stat.st_mtime_ns}-{stat.st_size}"
+        except OSError:
+            stamp = "missing"
+        return f"{self.path.resolve()}|{self.created_at}|{stamp}"
+
     def row(self) -> dict[str, Any]:
         """One row of the runs table."""
         cfg = self.config

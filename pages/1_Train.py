@@ -5,7 +5,7 @@ import uuid
 import pandas as pd
 import streamlit as st
 
-from core import charts, train_form, widgets
+from core import charts, train_form
 from core.drawing import enlarge
 from core.models import (
     LIMITS,
@@ -17,13 +17,14 @@ from core.models import (
 )
 from core.runs import RunError
 from core.training import JobState, TrainingJob
+from ui import frame, resources
 
-widgets.setup_page("Train", ":material/model_training:")
-data = widgets.get_data()
-widgets.data_caption(data)
-widgets.run_picker()
-registry = widgets.get_registry()
-store = widgets.get_store()
+frame.setup_page("Train", ":material/model_training:")
+data = resources.get_data()
+frame.data_caption(data)
+frame.run_picker()
+registry = resources.get_registry()
+store = resources.get_store()
 K = train_form.key
 st.session_state.setdefault("train_owner", uuid.uuid4().hex[:8])
 
@@ -336,7 +337,7 @@ with form:
         help="The first N digits of the training set.",
     )
     show_error("train_samples")
-    examples = widgets.get_examples()
+    examples = resources.get_examples()
     n_examples = examples.count()
     use_examples = st.checkbox(
         f"Add my {n_examples} labelled drawing(s) from the Draw page",

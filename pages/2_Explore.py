@@ -3,17 +3,18 @@
 import numpy as np
 import streamlit as st
 
-from core import charts, exploration, widgets
+from core import charts, exploration
 from core.models import ModelConfig
 from core.runs import RunError, RunInfo
+from ui import components, frame, resources
 
 VIEWS = ("Dataset", "Preprocessing", "Errors")
 SHOWN = 24  # images per gallery
 
-widgets.setup_page("Explore", ":material/query_stats:")
-data = widgets.get_data()
-widgets.data_caption(data)
-run = widgets.run_picker()
+frame.setup_page("Explore", ":material/query_stats:")
+data = resources.get_data()
+frame.data_caption(data)
+run = frame.run_picker()
 
 
 def run_key(info: RunInfo) -> tuple[str, str, float]:
@@ -23,46 +24,46 @@ def run_key(info: RunInfo) -> tuple[str, str, float]:
 
 @st.cache_data(show_spinner="Averaging the digits…")
 def class_stats(split: str, data_label: str) -> exploration.ClassStats:
-    return exploration.class_stats(*exploration.split_arrays(widgets.get_data(), split))
+    return exploration.class_stats(*exploration.split_arrays(resources.get_data(), split))
 
 
 @st.cache_data(show_spinner=False)
 def pixel_counts(split: str, data_label: str) -> np.ndarray:
-    return exploration.pixel_counts(exploration.split_arrays(widgets.get_data(), split)[0])
+    return exploration.pixel_counts(exploration.split_arrays(resources.get_data(), split)[0])
 
 
 @st.cache_data(show_spinner="Placing the digits on a map…")
 def pixel_map(method: str, n: int, data_label: str) -> tuple[np.ndarray, np.ndarray]:
-    x, y = widgets.get_data().x_test, widgets.get_data().y_test
+    x, y = resources.get_data().x_test, resources.get_data().y_test
     idx = exploration.subsample(y, n)
     return idx, exploration.project(exploration.pixels(x[idx]), method)
 
 
 @st.cache_data(show_spinner="Computing what the network sees in each digit…")
 def feature_map(_run: RunInfo, key: tuple, method: str, n: int, data_label: str):
-    x, y = widgets.get_data().x_test, widgets.get_data().y_test
+    x, y = resources.get_data().x_test, resources.get_data().y_test
     idx = exploration.subsample(y, n)
-    features = exploration.learned_features(widgets.load_model(_run), x[idx])
+    features = exploration.learned_features(resources.load_model(_run), x[idx])
     return idx, exploration.project(features, method)
 
 
 @st.cache_data(show_spinner="Augmenting…")
 def augmented(split: str, index: int, rotation: float, zoom: float, shift: float, seed: int):
-    x, _ = exploration.split_arrays(widgets.get_data(), split)
+    x, _ = exploration.split_arrays(resources.get_data(), split)
     config = ModelConfig(rotation=rotation, zoom=zoom, shift=shift)
     return exploration.augment_preview(x[index], config, count=12, seed=seed)
 
 
 @st.cache_data(show_spinner="Looking at what the model attends to…")
 def attention(_run: RunInfo, key: tuple, index: int, digit: int) -> dict[str, np.ndarray]:
-    image = widgets.get_data().x_test[index]
-    return exploration.attention(widgets.load_model(_run), image, digit)
+    image = resources.get_data().x_test[index]
+    return exploration.attention(resources.load_model(_run), image, digit)
 
 
 def model_or_error(info: RunInfo):
     """The run's cached model, or an error box (and None) when it cannot be read or used."""
     try:
-        model = widgets.load_model(info)
+        model = resources.load_model(info)
         problem = exploration.model_problem(model, info.name)
     except RunError as exc:
         model, problem = None, str(exc)
@@ -74,7 +75,7 @@ def model_or_error(info: RunInfo):
 
 def evaluation_or_error(info: RunInfo):
     """The run's cached evaluation, or an error box (and None) when its model cannot be used."""
-    return widgets.get_evaluation(info) if model_or_error(info) is not None else None
+    return resources.get_evaluation(info) if model_or_error(info) is not None else None
 
 
 def first_page() -> None:
@@ -83,7 +84,7 @@ def first_page() -> None:
 
 def digit_grid(split: str, indices: np.ndarray, captions: list[str], columns: int = 12) -> None:
     x, _ = exploration.split_arrays(data, split)
-    widgets.image_grid(x[indices], captions, columns=columns, scale=3)
+    components.image_grid(x[indices], captions, columns=columns, scale=3)
 
 
 st.title("Explore")
@@ -159,9 +160,9 @@ def dataset_view() -> None:
         "Top: each digit's mean image. Bottom: the spread (standard deviation) of every pixel, "
         "brighter where writers disagree."
     )
-    widgets.image_grid(stats.mean, [f"mean {d}" for d in range(10)], columns=10, scale=4)
+    components.image_grid(stats.mean, [f"mean {d}" for d in range(10)], columns=10, scale=4)
     spread = stats.std / max(float(stats.std.max()), 1e-6)
-    widgets.image_grid(spread, [f"spread {d}" for d in range(10)], columns=10, scale=4)
+    components.image_grid(spread, [f"spread {d}" for d in range(10)], columns=10, scale=4)
 
     st.subheader("Pixel intensities")
     counts = pixel_counts(split, data.label)
@@ -306,7 +307,7 @@ def preprocessing_view() -> None:
             split, index, rotation, zoom, shift, st.session_state["explore_aug_seed"]
         )
         pictures = np.concatenate([steps.scaled[None, ..., 0], images])
-        widgets.image_grid(
+        components.image_grid(
             pictures, ["original"] + [f"draw {i}" for i in range(1, 13)], columns=13, scale=4
         )
 
@@ -449,7 +450,7 @@ def detail_section(ev) -> None:
 
 def compare_section(ev) -> None:
     st.subheader("Compare with another run")
-    runs, _ = widgets.list_runs()
+    runs, _ = resources.list_runs()
     others = [r for r in runs if r.name != run.name]
     other = st.columns([0.4, 0.6])[0].selectbox(
         "Compare with",

@@ -4,9 +4,10 @@ import numpy as np
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
-from core import charts, draw_session, drawing, explain, widgets
+from core import charts, draw_session, drawing, explain
 from core.models import estimate_training_seconds, preset
 from core.runs import RunError
+from ui import frame, resources
 
 CANVAS = 280
 VIEWS = [*draw_session.METHODS, "Activations"]
@@ -16,9 +17,9 @@ BIG = (
 )
 HTML = {"unsafe_allow_html": True}
 
-widgets.setup_page("Draw", ":material/draw:")
-widgets.data_caption(widgets.get_data())
-run = widgets.run_picker()
+frame.setup_page("Draw", ":material/draw:")
+frame.data_caption(resources.get_data())
+run = frame.run_picker()
 st.session_state.setdefault("draw_canvas_id", 0)
 
 
@@ -46,7 +47,7 @@ def clear_canvas() -> None:
 def save_example(x28, label: int, fingerprint: str) -> None:
     """Teach it back: keep the 28x28 input with the visitor's label (once per drawing)."""
     try:
-        widgets.get_examples().add(x28, label)
+        resources.get_examples().add(x28, label)
         error = None
     except (RunError, ValueError) as exc:
         error = str(exc)
@@ -73,7 +74,7 @@ if run is None:
     )
     st.stop()
 try:
-    predictor, calibration = widgets.get_predictor(run)
+    predictor, calibration = resources.get_predictor(run)
 except (RunError, explain.IncompatibleModelError) as exc:
     st.error(f"{exc}", icon=":material/error:")
     st.stop()
@@ -265,7 +266,7 @@ else:
         )
 
 st.subheader("Teach it back")
-examples = widgets.get_examples()
+examples = resources.get_examples()
 saved = st.session_state.get("draw_saved") or {}
 this = reading is not None and saved.get("fingerprint") == reading.fingerprint
 already = this and saved["error"] is None

@@ -54,9 +54,9 @@ def app_env(monkeypatch, tmp_path, mnist_dir):
     st.cache_resource.clear()
     st.cache_data.clear()
     yield tmp_path
-    from core import widgets
+    from ui import resources
 
-    widgets.get_registry().shutdown()
+    resources.get_registry().shutdown()
     st.cache_resource.clear()
     st.cache_data.clear()
 

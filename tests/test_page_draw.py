@@ -280,11 +280,11 @@ def test_a_model_that_does_not_fit_is_named(app_env, canvas):
 
 
 def test_without_any_model_the_page_says_how_to_get_one(app_env, canvas, monkeypatch):
-    from core import widgets
     from core.runs import RunStore
+    from ui import resources
 
     monkeypatch.setattr(
-        widgets, "get_store", lambda: RunStore(app_env / "runs", default_dir=app_env / "none")
+        resources, "get_store", lambda: RunStore(app_env / "runs", default_dir=app_env / "none")
     )
     at = open_page(DRAW)
     assert "There is no model to ask yet" in page_text(at)

@@ -13,13 +13,13 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from core import widgets
 from core.data import one_hot, preprocess_images
 from core.evaluation import evaluate_probabilities
 from core.models import ConvBlock, ModelConfig
 from core.runs import MODEL_FILE, RunStore
 from core.training import JobRegistry, JobState, TrainingJob
 from tests.conftest import ROOT
+from ui import resources
 
 PAGE = "pages/2_Explore.py"
 
@@ -75,12 +75,12 @@ def environment(monkeypatch, tmp_path, runs_dir, mnist_dir):
     monkeypatch.setenv("DIGITLAB_EXAMPLES_DIR", str(tmp_path / "examples"))
     # Only the tiny runs: the shipped default model would make every test slower.
     monkeypatch.setattr(
-        widgets, "get_store", lambda: RunStore(widgets.runs_dir(), default_dir=None)
+        resources, "get_store", lambda: RunStore(resources.runs_dir(), default_dir=None)
     )
     st.cache_resource.clear()
     st.cache_data.clear()
     yield
-    widgets.get_registry().shutdown()
+    resources.get_registry().shutdown()
     st.cache_resource.clear()
     st.cache_data.clear()
 
@@ -155,7 +155,9 @@ def test_digit_filter_and_pages(mnist):
 
 
 def test_no_model_at_all_keeps_the_dataset_and_says_how_to_get_one(monkeypatch, tmp_path):
-    monkeypatch.setattr(widgets, "get_store", lambda: RunStore(tmp_path / "none", default_dir=None))
+    monkeypatch.setattr(
+        resources, "get_store", lambda: RunStore(tmp_path / "none", default_dir=None)
+    )
     at = open_explore(run=None)
     assert "x_train shape: (60000, 28, 28)" in texts(at)
     assert at.toggle(key="explore_features").disabled
@@ -214,7 +216,7 @@ def test_errors_view_matches_model_evaluate_and_an_independent_count(reference, 
 
 def test_empty_cell_and_a_perfect_model_show_empty_states(monkeypatch, mnist):
     perfect = evaluate_probabilities(one_hot(mnist.y_test), mnist.y_test)
-    monkeypatch.setattr(widgets, "get_evaluation", lambda info: perfect)
+    monkeypatch.setattr(resources, "get_evaluation", lambda info: perfect)
     at = open_explore(view="Errors")
     assert "0 of 10,000" in [m.value for m in at.metric][2]
     at.selectbox(key="explore_true").set_value(3).run()
