@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from tests.browser.support import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 SAMPLES, EPOCHS = 20000, 2
 SETUP = f"/Train?preset=fast&train_samples={SAMPLES}&epochs={EPOCHS}"

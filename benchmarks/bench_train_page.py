@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from tests.browser.support import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 # Points on the first Plotly chart (the loss): it grows with every refresh that brings new batches.
 POINTS = """() => {

@@ -63,4 +63,4 @@ def app_env(monkeypatch, tmp_path, mnist_dir):
 
 # Browser fixtures live in tests/e2e.py; importing them here gives every module the same
 # session-wide server and Chromium (Playwright allows one sync instance per process).
-from tests.e2e import app_server, browser, page  # noqa: E402, F401
+from tests.browser.support import app_server, browser, page  # noqa: E402, F401

@@ -1,6 +1,6 @@
 """AppTest of the Train page: presets, validation, a short training, Stop."""
 
-from tests.pages_support import open_page, page_text, run_until
+from tests.pages.support import open_page, page_text, run_until
 
 TRAIN = "pages/1_Train.py"
 

@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from core.data import LABEL_MAGIC, read_idx
 from core.runs import DEFAULT_MODEL_DIR
-from tests.e2e import ROOT, assert_no_exception, mnist_dir
+from tests.browser.support import ROOT, assert_no_exception, mnist_dir
 
 SHOTS = ROOT / "docs" / "screenshots"
 SLOW = 120_000  # ms: the first Errors render loads Keras, the model, and evaluates 10,000 digits

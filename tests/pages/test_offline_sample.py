@@ -4,7 +4,7 @@ import pytest
 import streamlit as st
 
 from core import data
-from tests.pages_support import open_page, page_text
+from tests.pages.support import open_page, page_text
 
 
 @pytest.fixture

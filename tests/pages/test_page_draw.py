@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from tests.pages_support import open_page, page_text
+from tests.pages.support import open_page, page_text
 
 DRAW = "pages/3_Draw.py"
 SIDE = 280

@@ -9,7 +9,7 @@ import pytest
 from core import train_form
 from core.models import PRESETS, ModelConfig
 from core.training import JobState, Progress, ProgressCallback, probe_indices
-from tests.pages_support import open_page, page_text, run_until
+from tests.pages.support import open_page, page_text, run_until
 
 TRAIN = "pages/1_Train.py"
 

@@ -6,7 +6,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e import assert_no_exception
+from tests.browser.support import assert_no_exception
 
 pytestmark = pytest.mark.browser
 

@@ -4,7 +4,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from tests.e2e import ROOT, mnist_dir
+from tests.browser.support import ROOT, mnist_dir
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
-from tests.e2e import ROOT, assert_no_exception
+from tests.browser.support import ROOT, assert_no_exception
 
 pytestmark = pytest.mark.browser
 SHOTS = ROOT / "docs" / "screenshots"

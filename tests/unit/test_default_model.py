@@ -8,7 +8,7 @@ import pytest
 from core.data import load_mnist
 from core.evaluation import evaluate
 from core.runs import DEFAULT_MODEL_DIR, DEFAULT_RUN, RunStore
-from tests.e2e import mnist_dir
+from tests.browser.support import mnist_dir
 
 
 @pytest.fixture(scope="module")
