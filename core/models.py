@@ -7,47 +7,121 @@ page URL encodes.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.data import INPUT_SHAPE, NUM_CLASSES, TRAIN_SIZE
+
+if TYPE_CHECKING:
+    import keras
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 SCHEDULES = ("constant", "one_cycle", "cosine", "exponential")
 PADDINGS = ("valid", "same")
+MAX_BLOCKS = 4
+SECTIONS = ("network", "block", "training", "augmentation", "callbacks", "data")
+"""Where a knob sits in the Train form, in order."""
 
-LIMITS: dict[str, tuple[float, float]] = {
-    "filters": (1, 256),
-    "kernel_size": (1, 9),
-    "convs": (1, 3),
-    "block_dropout": (0.0, 0.9),
-    "dense_units": (0, 1024),
-    "dense_dropout": (0.0, 0.9),
-    "learning_rate": (1e-5, 1.0),
-    "batch_size": (1, 4096),
-    "epochs": (1, 100),
-    "validation_split": (0.0, 0.5),
-    "seed": (0, 2**31 - 1),
-    "rotation": (0.0, 45.0),
-    "zoom": (0.0, 0.5),
-    "shift": (0.0, 0.3),
-    "patience": (1, 20),
-    "train_samples": (100, TRAIN_SIZE),
-    "conv_blocks": (1, 4),
-}
+
+@dataclass(frozen=True)
+class Knob:
+    """Everything about one configuration field except its value: how the form shows it, what
+    validation allows, how the runs table and the hyperparameter chart show it.
+
+    Declared once, on the dataclass field (`knob(...)`); the form, `errors()`, the URL codec,
+    the runs table and the hyperparameter chart are derived from it.
+    """
+
+    label: str
+    help: str
+    widget: str
+    """number, slider, select, radio, toggle or checkbox."""
+    section: str
+    lo: float | None = None
+    hi: float | None = None
+    step: float | None = None
+    choices: tuple[str, ...] = ()
+    fmt: str | None = None
+    """printf-style format of a number widget and its runs-table column."""
+    column: str | None = None
+    """Its column in the runs table; None keeps it out of the table."""
+    parallel: bool = False
+    """One axis of the hyperparameter chart."""
+    needs: str | None = None
+    """A boolean field that must be on for this one to matter (rotation needs augment)."""
+
+
+def knob(default: Any, label: str, help: str, widget: str, section: str, **kw: Any) -> Any:
+    """A dataclass field carrying its Knob."""
+    return field(default=default, metadata={"knob": Knob(label, help, widget, section, **kw)})
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A knob with the field it belongs to: name, default and the kind of value it holds."""
+
+    name: str
+    knob: Knob
+    default: Any
+    kind: type
+
+    @property
+    def label(self) -> str:
+        """The form's label."""
+        return self.knob.label
+
+    def problem(self, value: Any, what: str | None = None) -> str | None:
+        """Why value cannot be this field's (naming the field and what is allowed), else None."""
+        what = what or self.name
+        k = self.knob
+        if self.kind is bool:
+            return None if isinstance(value, bool) else f"{what} must be on or off (got {value!r})."
+        if self.kind is str:
+            if value in k.choices:
+                return None
+            return f"{what} must be one of {', '.join(k.choices)} (got {value!r})."
+        is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if self.kind is int and is_number and value != int(value):
+            is_number = False
+        if not is_number or not math.isfinite(value):
+            noun = "a whole number" if self.kind is int else "a number"
+            return f"{what} must be {noun} between {k.lo:g} and {k.hi:g} (got {value!r})."
+        if not k.lo <= value <= k.hi:
+            return f"{what} must be between {k.lo:g} and {k.hi:g} (got {value:g})."
+        return None
+
+
+def specs(cls: type) -> tuple[Spec, ...]:
+    """The knobs of a configuration dataclass, in declaration order."""
+    out = []
+    for f in dataclasses.fields(cls):
+        if "knob" in f.metadata:
+            kind = type(f.default) if f.default is not None else int
+            out.append(Spec(f.name, f.metadata["knob"], f.default, kind))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
 class ConvBlock:
     """Convolutions of one width, then optional 2x2 max pooling and dropout."""
 
-    filters: int = 32
-    kernel_size: int = 3
-    convs: int = 1
-    pool: bool = True
-    dropout: float = 0.0
+    filters: int = knob(
+        32, "Filters", "How many patterns this block learns to detect.", "number", "block",
+        lo=1, hi=256,
+    )  # fmt: skip
+    kernel_size: int = knob(
+        3, "Kernel", "Size of each filter, in pixels (3 = 3×3).", "number", "block", lo=1, hi=9
+    )
+    convs: int = knob(
+        1, "Convs", "Convolution layers in this block (the tutorial has 2).", "number", "block",
+        lo=1, hi=3,
+    )  # fmt: skip
+    pool: bool = knob(True, "Pool", "2×2 max pooling: halve the map's size.", "checkbox", "block")
+    dropout: float = knob(
+        0.0, "Dropout", "Share of activations dropped while training, against overfitting.",
+        "slider", "block", lo=0.0, hi=0.9, step=0.05,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -56,29 +130,93 @@ class ModelConfig:
 
     # Architecture
     conv_blocks: tuple[ConvBlock, ...] = (ConvBlock(32, 3, 2, True, 0.25),)
-    padding: str = "valid"
-    batch_norm: bool = False
-    dense_units: int = 128
-    dense_dropout: float = 0.5
+    padding: str = knob(
+        "valid", "Padding", "valid shrinks each map by kernel−1 pixels; same keeps its size.",
+        "radio", "network", choices=PADDINGS, column="padding",
+    )  # fmt: skip
+    batch_norm: bool = knob(
+        False, "Batch norm",
+        "Normalise each conv layer's outputs: trains in fewer epochs, costs CPU.",
+        "toggle", "network", column="batch_norm", parallel=True,
+    )  # fmt: skip
+    dense_units: int = knob(
+        128, "Dense units", "Hidden fully connected layer before the output (0 = none).",
+        "number", "network", lo=0, hi=1024, step=16, column="dense", parallel=True,
+    )  # fmt: skip
+    dense_dropout: float = knob(
+        0.5, "Dense dropout", "Dropout before the 10-way softmax output.",
+        "slider", "network", lo=0.0, hi=0.9, step=0.05,
+    )  # fmt: skip
     # Training
-    optimizer: str = "adam"
-    learning_rate: float = 0.001
-    lr_schedule: str = "constant"
-    batch_size: int = 32
-    epochs: int = 10
-    validation_split: float = 0.0
-    seed: int = 0
-    train_samples: int | None = None
+    optimizer: str = knob(
+        "adam", "Optimizer", "Adam adapts each weight's step; SGD uses momentum 0.9.",
+        "select", "training", choices=OPTIMIZERS, column="optimizer", parallel=True,
+    )  # fmt: skip
+    learning_rate: float = knob(
+        0.001, "Learning rate", "Size of each update step (the peak rate for schedules).",
+        "number", "training", lo=1e-5, hi=1.0, step=0.0005, fmt="%.5f", column="lr",
+        parallel=True,
+    )  # fmt: skip
+    lr_schedule: str = knob(
+        "constant", "Schedule", "one_cycle warms up then anneals; cosine and exponential decay.",
+        "select", "training", choices=SCHEDULES, column="schedule",
+    )  # fmt: skip
+    batch_size: int = knob(
+        32, "Batch size", "Images per weight update.", "number", "training", lo=1, hi=4096,
+        column="batch_size", parallel=True,
+    )  # fmt: skip
+    epochs: int = knob(
+        10, "Epochs", "Passes over the training data.", "number", "training", lo=1, hi=100
+    )
+    seed: int = knob(
+        0, "Seed", "Same seed, same starting weights and shuffling.", "number", "training",
+        lo=0, hi=2**31 - 1,
+    )  # fmt: skip
+    validation_split: float = knob(
+        0.0, "Validation split", "Share of the training data held out to watch for overfitting.",
+        "slider", "training", lo=0.0, hi=0.5, step=0.05,
+    )  # fmt: skip
+    train_samples: int | None = knob(
+        None, "Training samples", "The first N digits of the training set.", "number", "data",
+        lo=100, hi=TRAIN_SIZE, step=1000,
+    )  # fmt: skip
     # Augmentation (Keras preprocessing layers, active only while training)
-    augment: bool = False
-    rotation: float = 10.0
-    zoom: float = 0.1
-    shift: float = 0.1
+    augment: bool = knob(
+        False, "Augment (random rotation, zoom, shift)",
+        "Shows the network shifted, turned and resized digits, so it copes with real "
+        "handwriting.",
+        "toggle", "augmentation", column="augment", parallel=True,
+    )  # fmt: skip
+    rotation: float = knob(
+        10.0, "Rotation (°)", "Largest random turn, in degrees, either way.", "slider",
+        "augmentation", lo=0.0, hi=45.0, step=0.5, needs="augment",
+    )  # fmt: skip
+    zoom: float = knob(
+        0.1, "Zoom", "Largest random zoom in or out, as a share of the size.", "slider",
+        "augmentation", lo=0.0, hi=0.5, step=0.01, needs="augment",
+    )  # fmt: skip
+    shift: float = knob(
+        0.1, "Shift", "Largest random move, as a share of the width and height.", "slider",
+        "augmentation", lo=0.0, hi=0.3, step=0.01, needs="augment",
+    )  # fmt: skip
     # Callbacks
-    early_stopping: bool = False
-    reduce_lr_on_plateau: bool = False
-    patience: int = 3
-    terminate_on_nan: bool = True
+    early_stopping: bool = knob(
+        False, "Early stopping",
+        "Stop when the validation loss stops improving; keep the best weights.",
+        "checkbox", "callbacks",
+    )  # fmt: skip
+    reduce_lr_on_plateau: bool = knob(
+        False, "Reduce LR on plateau", "Halve the learning rate when the validation loss stalls.",
+        "checkbox", "callbacks",
+    )  # fmt: skip
+    patience: int = knob(
+        3, "Patience", "Epochs without improvement before acting.", "number", "callbacks",
+        lo=1, hi=20,
+    )  # fmt: skip
+    terminate_on_nan: bool = knob(
+        True, "Stop on NaN loss", "End the job with a clear message when the loss diverges.",
+        "checkbox", "callbacks",
+    )  # fmt: skip
     preset: str = "custom"
 
     # ----- derived facts -------------------------------------------------------------------
@@ -86,90 +224,67 @@ class ModelConfig:
         """How many training samples are used (before the validation hold-out)."""
         return min(self.train_samples or available, available)
 
-    def steps_per_epoch(self, available: int = TRAIN_SIZE) -> int:
-        """Batches per epoch for the training part of the chosen samples."""
+    def split_sizes(self, available: int = TRAIN_SIZE, extra: int = 0) -> tuple[int, int]:
+        """(training, validation) digits: the samples plus `extra` labelled drawings, less the
+        validation hold-out (the drawings always train)."""
         n = self.samples(available)
-        n_train = n - int(round(n * self.validation_split))
-        return max(1, math.ceil(n_train / self.batch_size))
+        n_val = int(round(n * self.validation_split))
+        return n - n_val + extra, n_val
 
-    def feature_map_sizes(self) -> list[int]:
-        """The spatial size entering each conv block, then the size after the last one."""
-        size = INPUT_SHAPE[0]
-        sizes = [size]
-        for block in self.conv_blocks:
-            for _ in range(block.convs):
-                if self.padding == "valid":
-                    size = size - block.kernel_size + 1
-            if block.pool:
-                size = size // 2
-            sizes.append(size)
-        return sizes
+    def steps_per_epoch(self, available: int = TRAIN_SIZE, extra: int = 0) -> int:
+        """Batches per epoch for the training part of the chosen samples."""
+        return max(1, math.ceil(self.split_sizes(available, extra)[0] / self.batch_size))
 
     # ----- validation ----------------------------------------------------------------------
-    def errors(self) -> dict[str, str]:
-        """Field name -> what is wrong and what to use instead; empty when valid."""
+    def errors(self, available: int = TRAIN_SIZE) -> dict[str, str]:
+        """Field name -> what is wrong and what to use instead; empty when valid.
+
+        `available` is how many training digits there are (the offline sample has fewer).
+        """
         errs: dict[str, str] = {}
-
-        def check_range(name: str, value: Any, limit: str | None = None, label: str = "") -> None:
-            lo, hi = LIMITS[limit or name]
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if not ok or not lo <= value <= hi:
-                errs[name] = f"{label or name} must be between {lo:g} and {hi:g} (got {value})."
-
-        if not 1 <= len(self.conv_blocks) <= 4:
+        blocks = self.conv_blocks
+        if not isinstance(blocks, tuple) or not all(isinstance(b, ConvBlock) for b in blocks):
             errs["conv_blocks"] = (
-                f"conv_blocks must hold 1 to 4 blocks (got {len(self.conv_blocks)})."
+                f"conv_blocks {blocks!r} is not readable: write each block as "
+                "filters-kernel-convs-p|n-dropout and join blocks with _ (e.g. 32-3-2-p-0.25)."
             )
-        for i, block in enumerate(self.conv_blocks):
-            for attr in ("filters", "kernel_size", "convs"):
-                value = getattr(block, attr)
-                if not isinstance(value, int) or isinstance(value, bool):
-                    errs[f"conv_blocks[{i}].{attr}"] = f"block {i + 1} {attr} must be an integer."
-                else:
-                    check_range(f"conv_blocks[{i}].{attr}", value, attr, f"block {i + 1} {attr}")
-            check_range(
-                f"conv_blocks[{i}].dropout",
-                block.dropout,
-                "block_dropout",
-                f"block {i + 1} dropout",
+            blocks = ()
+        elif not 1 <= len(blocks) <= MAX_BLOCKS:
+            errs["conv_blocks"] = (
+                f"conv_blocks must hold 1 to {MAX_BLOCKS} blocks (got {len(blocks)})."
             )
-        if self.padding not in PADDINGS:
-            errs["padding"] = (
-                f"padding must be one of {', '.join(PADDINGS)} (got {self.padding!r})."
-            )
+        for i, block in enumerate(blocks):
+            for spec in BLOCK_SPECS:
+                problem = spec.problem(getattr(block, spec.name), f"block {i + 1} {spec.name}")
+                if problem:
+                    errs[f"conv_blocks[{i}].{spec.name}"] = problem
+        for spec in CONFIG_SPECS:
+            value = getattr(self, spec.name)
+            if spec.name == "train_samples" and value is None:
+                continue
+            if spec.knob.needs and not getattr(self, spec.knob.needs):
+                continue
+            problem = spec.problem(value)
+            if spec.name == "train_samples" and not problem and value > available:
+                problem = f"train_samples must be between 100 and {available} (got {value})."
+            if problem:
+                errs[spec.name] = problem
         if not errs:
             self._check_feature_maps(errs)
-        for name in ("dense_units", "dense_dropout", "learning_rate", "batch_size", "epochs"):
-            check_range(name, getattr(self, name))
-        for name in ("validation_split", "seed", "patience"):
-            check_range(name, getattr(self, name))
-        if self.train_samples is not None:
-            check_range("train_samples", self.train_samples)
-        if self.augment:
-            for name in ("rotation", "zoom", "shift"):
-                check_range(name, getattr(self, name))
-        if self.optimizer not in OPTIMIZERS:
-            errs["optimizer"] = (
-                f"optimizer must be one of {', '.join(OPTIMIZERS)} (got {self.optimizer!r})."
-            )
-        if self.lr_schedule not in SCHEDULES:
-            errs["lr_schedule"] = (
-                f"lr_schedule must be one of {', '.join(SCHEDULES)} (got {self.lr_schedule!r})."
-            )
-        elif self.reduce_lr_on_plateau and self.lr_schedule != "constant":
-            errs["reduce_lr_on_plateau"] = (
-                "reduce_lr_on_plateau needs a constant learning rate: set lr_schedule to "
-                f"'constant' or turn the plateau reduction off (schedule is {self.lr_schedule!r})."
-            )
+        if "lr_schedule" not in errs and self.reduce_lr_on_plateau:
+            if self.lr_schedule != "constant":
+                errs["reduce_lr_on_plateau"] = (
+                    "reduce_lr_on_plateau needs a constant learning rate: set lr_schedule to "
+                    f"'constant' or turn the plateau reduction off (schedule is {self.lr_schedule!r})."
+                )
         if (self.early_stopping or self.reduce_lr_on_plateau) and "validation_split" not in errs:
             if self.validation_split <= 0:
                 errs["validation_split"] = (
                     "early stopping and plateau reduction watch the validation loss: "
                     "set validation_split above 0 (0.1 is usual)."
                 )
-        if "batch_size" not in errs and "train_samples" not in errs:
-            n = self.samples()
-            n_train = n - int(round(n * self.validation_split))
+        if not {"batch_size", "train_samples", "validation_split"} & errs.keys():
+            n_train, _ = self.split_sizes(available)
             if self.batch_size > n_train:
                 errs["batch_size"] = (
                     f"batch_size {self.batch_size} is larger than the {n_train:,} training "
@@ -178,30 +293,24 @@ class ModelConfig:
         return errs
 
     def _check_feature_maps(self, errs: dict[str, str]) -> None:
-        size = INPUT_SHAPE[0]
-        for i, block in enumerate(self.conv_blocks):
-            for _ in range(block.convs):
-                if block.kernel_size > size:
-                    errs[f"conv_blocks[{i}].kernel_size"] = (
-                        f"block {i + 1}: a {block.kernel_size}x{block.kernel_size} kernel is "
-                        f"larger than the {size}x{size} feature map it would see; use a smaller "
-                        "kernel, 'same' padding, or fewer blocks."
-                    )
-                    return
-                if self.padding == "valid":
-                    size = size - block.kernel_size + 1
-            if block.pool:
-                if size < 2:
-                    errs[f"conv_blocks[{i}].pool"] = (
-                        f"block {i + 1}: cannot pool a {size}x{size} feature map; turn pooling "
-                        "off for this block or use fewer blocks."
-                    )
-                    return
-                size //= 2
+        for layer in feature_map_walk(self):
+            if layer.kind == "conv" and layer.kernel > layer.size_in:
+                errs[f"conv_blocks[{layer.block}].kernel_size"] = (
+                    f"block {layer.block + 1}: a {layer.kernel}x{layer.kernel} kernel is larger "
+                    f"than the {layer.size_in}x{layer.size_in} feature map it would see; use a "
+                    "smaller kernel, 'same' padding, or fewer blocks."
+                )
+                return
+            if layer.kind == "pool" and layer.size_in < 2:
+                errs[f"conv_blocks[{layer.block}].pool"] = (
+                    f"block {layer.block + 1}: cannot pool a {layer.size_in}x{layer.size_in} "
+                    "feature map; turn pooling off for this block or use fewer blocks."
+                )
+                return
 
-    def validate(self) -> ModelConfig:
+    def validate(self, available: int = TRAIN_SIZE) -> ModelConfig:
         """Return self when valid, else raise ConfigError listing every problem."""
-        errs = self.errors()
+        errs = self.errors(available)
         if errs:
             raise ConfigError(errs)
         return self
@@ -225,58 +334,123 @@ class ModelConfig:
             )
         return cls(**kwargs)
 
-    def to_json(self) -> str:
-        """The configuration as pretty JSON."""
-        return json.dumps(self.to_dict(), indent=2)
-
     def to_query(self) -> dict[str, str]:
         """Flat string parameters for a page URL (st.query_params)."""
-        q: dict[str, str] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if f.name == "conv_blocks":
-                q["blocks"] = "_".join(_block_token(b) for b in value)
-            elif value is None:
+        q: dict[str, str] = {"preset": str(self.preset)}
+        blocks = self.conv_blocks
+        q["blocks"] = (
+            "_".join(_block_token(b) for b in blocks)
+            if isinstance(blocks, tuple) and all(isinstance(b, ConvBlock) for b in blocks)
+            else str(blocks)
+        )
+        for spec in CONFIG_SPECS:
+            value = getattr(self, spec.name)
+            if value is None:
                 continue
-            elif isinstance(value, bool):
-                q[f.name] = "1" if value else "0"
-            else:
-                q[f.name] = str(value)
+            q[spec.name] = ("1" if value else "0") if isinstance(value, bool) else str(value)
         return q
 
     @classmethod
     def from_query(cls, params: dict[str, str], base: ModelConfig | None = None) -> ModelConfig:
-        """Read a config from URL parameters; missing or unreadable ones keep base's values."""
-        base = base or cls()
-        kwargs: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            if f.name == "conv_blocks":
-                if "blocks" in params:
-                    try:
-                        blocks = tuple(
-                            _parse_block(t) for t in str(params["blocks"]).split("_") if t
-                        )
-                    except ValueError:
-                        blocks = ()
-                    if blocks:  # an empty "blocks=" is as unreadable as a malformed one
-                        kwargs["conv_blocks"] = blocks
-                continue
-            if f.name not in params:
-                continue
-            raw = str(params[f.name])
-            current = getattr(base, f.name)
-            try:
-                if isinstance(current, bool):
-                    kwargs[f.name] = raw in ("1", "true", "True")
-                elif f.name == "train_samples" or isinstance(current, int):
-                    kwargs[f.name] = int(raw)
-                elif isinstance(current, float):
-                    kwargs[f.name] = float(raw)
-                else:
-                    kwargs[f.name] = raw
-            except ValueError:
-                continue
-        return dataclasses.replace(base, **kwargs)
+        """Read a config from URL parameters; unreadable ones keep base's values (see read_query
+        for the messages). Readable values out of range are kept, for errors() to name."""
+        return read_query(params, base)[0]
+
+
+@dataclass(frozen=True)
+class MapLayer:
+    """One layer that changes the feature map: a convolution or a 2x2 pooling."""
+
+    kind: str
+    """conv or pool."""
+    block: int
+    """0-based index of its conv block."""
+    size_in: int
+    size_out: int
+    channels_in: int
+    channels_out: int
+    kernel: int = 0
+
+
+def feature_map_walk(config: ModelConfig) -> list[MapLayer]:
+    """The feature map's size and depth through every convolution and pooling of config, counted
+    from the architecture alone (no TensorFlow). Stops where a layer cannot apply."""
+    size, channels = INPUT_SHAPE[0], INPUT_SHAPE[2]
+    out: list[MapLayer] = []
+    for i, block in enumerate(config.conv_blocks):
+        for _ in range(block.convs):
+            shrink = block.kernel_size - 1 if config.padding == "valid" else 0
+            layer = MapLayer(
+                "conv", i, size, size - shrink, channels, block.filters, block.kernel_size
+            )
+            out.append(layer)
+            if block.kernel_size > size:
+                return out
+            size, channels = layer.size_out, block.filters
+        if block.pool:
+            out.append(MapLayer("pool", i, size, size // 2, channels, channels))
+            if size < 2:
+                return out
+            size //= 2
+    return out
+
+
+TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def read_query(
+    params: dict[str, str], base: ModelConfig | None = None
+) -> tuple[ModelConfig, dict[str, str]]:
+    """A config from URL parameters, and field -> message for each value that could not be read
+    (those keep base's value). Readable values are kept as they are, even out of range."""
+    base = base or ModelConfig()
+    kwargs: dict[str, Any] = {}
+    problems: dict[str, str] = {}
+    if "blocks" in params:
+        raw = str(params["blocks"])
+        try:
+            blocks = tuple(_parse_block(t) for t in raw.split("_") if t)
+        except ValueError:
+            blocks = ()
+        if blocks:
+            kwargs["conv_blocks"] = blocks
+        else:
+            problems["conv_blocks"] = (
+                f"blocks={raw!r} in the link is not readable: write each block as "
+                "filters-kernel-convs-p|n-dropout and join blocks with _ (e.g. 32-3-2-p-0.25)."
+            )
+    if "preset" in params:
+        kwargs["preset"] = str(params["preset"])
+    for spec in CONFIG_SPECS:
+        if spec.name not in params:
+            continue
+        raw = str(params[spec.name]).strip()
+        try:
+            kwargs[spec.name] = _parse(spec, raw)
+        except ValueError:
+            kind = {bool: "1 or 0", int: "a whole number", float: "a number"}.get(spec.kind, "")
+            allowed = ", ".join(spec.knob.choices) if spec.kind is str else kind
+            problems[spec.name] = f"{spec.name}={raw!r} in the link is not readable: use {allowed}."
+    return dataclasses.replace(base, **kwargs), problems
+
+
+def _parse(spec: Spec, raw: str) -> Any:
+    if spec.kind is bool:
+        if raw.lower() in TRUE_WORDS:
+            return True
+        if raw.lower() in FALSE_WORDS:
+            return False
+        raise ValueError(raw)
+    if spec.kind is int:
+        return int(raw)
+    if spec.kind is float:
+        value = float(raw)
+        if not math.isfinite(value):
+            raise ValueError(raw)
+        return value
+    if raw not in spec.knob.choices:
+        raise ValueError(raw)
+    return raw
 
 
 def _block_token(b: ConvBlock) -> str:
@@ -285,7 +459,15 @@ def _block_token(b: ConvBlock) -> str:
 
 def _parse_block(token: str) -> ConvBlock:
     filters, kernel, convs, pool, dropout = token.split("-")
+    if pool not in ("p", "n") or not math.isfinite(float(dropout)):
+        raise ValueError(token)
     return ConvBlock(int(filters), int(kernel), int(convs), pool == "p", float(dropout))
+
+
+BLOCK_SPECS = specs(ConvBlock)
+CONFIG_SPECS = specs(ModelConfig)
+SPECS = {spec.name: spec for spec in CONFIG_SPECS}
+"""Every configuration field's knob, by field name (conv blocks' fields are in BLOCK_SPECS)."""
 
 
 class ConfigError(ValueError):
@@ -353,30 +535,72 @@ def preset(name: str) -> ModelConfig:
 # ----- building ------------------------------------------------------------------------------
 
 
-def build_model(config: ModelConfig, steps_per_epoch: int | None = None, compile: bool = True):
+SEED_MODULUS = 2**31 - 1
+
+
+class _Seeds:
+    """Distinct seeds for every random part of one model, from the config's seed alone.
+
+    Each layer gets its own seeded initializer or generator, so two jobs with the same seed get
+    the same weights and draws even when they are built at the same time in two threads
+    (`keras.utils.set_random_seed` would reset process-wide state instead).
+    """
+
+    def __init__(self, seed: int):
+        self._next = int(seed)
+
+    def __call__(self) -> int:
+        self._next = (self._next + 1) % SEED_MODULUS
+        return self._next
+
+
+def augmentation_layers(config: ModelConfig, seed: int | None = None) -> list:
+    """The random rotation, zoom and shift layers of config (active only while training)."""
+    from keras import layers
+
+    seeds = _Seeds(config.seed if seed is None else seed)
+    # fill_mode="constant" pads with black; the default "reflect" copies ink into the borders.
+    return [
+        layers.RandomRotation(
+            config.rotation / 360.0,
+            fill_mode="constant",
+            seed=seeds(),
+            name="aug_rotate",
+        ),
+        layers.RandomZoom(
+            config.zoom,
+            fill_mode="constant",
+            seed=seeds(),
+            name="aug_zoom",
+        ),
+        layers.RandomTranslation(
+            config.shift,
+            config.shift,
+            fill_mode="constant",
+            seed=seeds(),
+            name="aug_shift",
+        ),
+    ]
+
+
+def build_model(
+    config: ModelConfig, steps_per_epoch: int | None = None, compile: bool = True
+) -> keras.Model:
     """Build (and compile) the network described by config, starting from keras.Input."""
     import keras
     from keras import layers
 
     config.validate()
-    keras.utils.set_random_seed(config.seed)
+    seeds = _Seeds(config.seed)
+
+    def glorot() -> keras.initializers.Initializer:
+        return keras.initializers.GlorotUniform(seed=seeds())
+
     inputs = keras.Input(shape=INPUT_SHAPE, name="image")
     x = inputs
     if config.augment:
-        # fill_mode="constant" pads with black; the default "reflect" copies ink into the borders.
-        x = layers.RandomRotation(
-            config.rotation / 360.0, fill_mode="constant", seed=config.seed, name="aug_rotate"
-        )(x)
-        x = layers.RandomZoom(
-            config.zoom, fill_mode="constant", seed=config.seed + 1, name="aug_zoom"
-        )(x)
-        x = layers.RandomTranslation(
-            config.shift,
-            config.shift,
-            fill_mode="constant",
-            seed=config.seed + 2,
-            name="aug_shift",
-        )(x)
+        for layer in augmentation_layers(config, seeds()):
+            x = layer(x)
     for i, block in enumerate(config.conv_blocks, start=1):
         for j in range(1, block.convs + 1):
             x = layers.Conv2D(
@@ -385,6 +609,7 @@ def build_model(config: ModelConfig, steps_per_epoch: int | None = None, compile
                 padding=config.padding,
                 activation=None if config.batch_norm else "relu",
                 use_bias=not config.batch_norm,
+                kernel_initializer=glorot(),
                 name=f"conv{i}_{j}",
             )(x)
             if config.batch_norm:
@@ -393,13 +618,23 @@ def build_model(config: ModelConfig, steps_per_epoch: int | None = None, compile
         if block.pool:
             x = layers.MaxPooling2D(pool_size=(2, 2), name=f"pool{i}")(x)
         if block.dropout > 0:
-            x = layers.Dropout(block.dropout, name=f"dropout{i}")(x)
+            x = layers.Dropout(block.dropout, seed=seeds(), name=f"dropout{i}")(x)
     x = layers.Flatten(name="flatten")(x)
     if config.dense_units > 0:
-        x = layers.Dense(config.dense_units, activation="relu", name="dense")(x)
+        x = layers.Dense(
+            config.dense_units,
+            activation="relu",
+            kernel_initializer=glorot(),
+            name="dense",
+        )(x)
         if config.dense_dropout > 0:
-            x = layers.Dropout(config.dense_dropout, name="dense_dropout")(x)
-    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="predictions")(x)
+            x = layers.Dropout(config.dense_dropout, seed=seeds(), name="dense_dropout")(x)
+    outputs = layers.Dense(
+        NUM_CLASSES,
+        activation="softmax",
+        kernel_initializer=glorot(),
+        name="predictions",
+    )(x)
     model = keras.Model(inputs, outputs, name=f"digitlab_{config.preset}")
     if compile:
         steps = steps_per_epoch or config.steps_per_epoch()
@@ -515,18 +750,14 @@ def summarize(model) -> ModelSummary:
 
 def flops_per_image(config: ModelConfig) -> int:
     """Multiply-accumulates of one forward pass, counted from the architecture (no TensorFlow)."""
-    size = INPUT_SHAPE[0]
-    channels = INPUT_SHAPE[2]
-    macs = 0
-    for block in config.conv_blocks:
-        for _ in range(block.convs):
-            if config.padding == "valid":
-                size = size - block.kernel_size + 1
-            macs += size * size * block.kernel_size**2 * channels * block.filters
-            channels = block.filters
-        if block.pool:
-            size //= 2
-    flat = size * size * channels
+    walk = feature_map_walk(config)
+    macs = sum(
+        layer.size_out**2 * layer.kernel**2 * layer.channels_in * layer.channels_out
+        for layer in walk
+        if layer.kind == "conv"
+    )
+    last = walk[-1] if walk else None
+    flat = last.size_out**2 * last.channels_out if last else math.prod(INPUT_SHAPE)
     if config.dense_units:
         macs += flat * config.dense_units + config.dense_units * NUM_CLASSES
     else:
@@ -542,14 +773,12 @@ OVERHEAD_SECONDS_PER_STEP = 0.0015
 
 def estimate_training_seconds(config: ModelConfig, available: int = TRAIN_SIZE) -> float:
     """A rough training-time estimate on this kind of machine (2 cores), before training."""
-    n = config.samples(available)
-    n_train = n - int(round(n * config.validation_split))
+    n_train, n_val = config.split_sizes(available)
     per_epoch = 3 * flops_per_image(config) * n_train / TRAIN_MACS_PER_SECOND
     per_epoch += config.steps_per_epoch(available) * OVERHEAD_SECONDS_PER_STEP
     if config.batch_norm:
         per_epoch *= 2.0  # measured: batch normalization halves throughput on 2 cores
     if config.augment:
         per_epoch *= 1.3
-    val = n - n_train
-    per_epoch += flops_per_image(config) * val / TRAIN_MACS_PER_SECOND
+    per_epoch += flops_per_image(config) * n_val / TRAIN_MACS_PER_SECOND
     return per_epoch * config.epochs

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from core.models import ModelConfig
+from core.models import CONFIG_SPECS, ModelConfig
 
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
@@ -91,31 +91,35 @@ class RunInfo:
         return f"{self.path.resolve()}|{self.created_at}|{stamp}"
 
     def row(self) -> dict[str, Any]:
-        """One row of the runs table."""
+        """One row of the runs table: the run's facts, then a column per knob that has one."""
         cfg = self.config
-        return {
+        row: dict[str, Any] = {
             "name": self.name,
             "preset": cfg.preset,
             "status": self.status,
             "blocks": " | ".join(
                 f"{b.convs}x conv{b.kernel_size} {b.filters}" for b in cfg.conv_blocks
             ),
-            "dense": cfg.dense_units,
-            "batch_norm": cfg.batch_norm,
-            "augment": cfg.augment,
-            "optimizer": cfg.optimizer,
-            "learning_rate": cfg.learning_rate,
-            "schedule": cfg.lr_schedule,
-            "batch_size": cfg.batch_size,
-            "epochs": self.meta.get("epochs_completed", cfg.epochs),
-            "test_accuracy": self.test_accuracy,
-            "test_loss": self.test_loss,
-            "train_seconds": self.meta.get("train_seconds"),
-            "saved": time.strftime("%Y-%m-%d %H:%M", time.localtime(self.created_at))
-            if self.created_at
-            else "",
-            "data": self.meta.get("data_source", ""),
         }
+        row.update({spec.knob.column: getattr(cfg, spec.name) for spec in COLUMN_SPECS})
+        row.update(
+            {
+                "epochs": self.meta.get("epochs_completed", cfg.epochs),
+                "test_accuracy": self.test_accuracy,
+                "test_loss": self.test_loss,
+                "train_seconds": self.meta.get("train_seconds"),
+                "saved": time.strftime("%Y-%m-%d %H:%M", time.localtime(self.created_at))
+                if self.created_at
+                else "",
+                "data": self.meta.get("data_source", ""),
+            }
+        )
+        return row
+
+
+COLUMN_SPECS = tuple(spec for spec in CONFIG_SPECS if spec.knob.column)
+COLUMN_FORMATS = {spec.knob.column: spec.knob.fmt for spec in COLUMN_SPECS if spec.knob.fmt}
+"""printf formats of the runs table's knob columns."""
 
 
 @dataclass

@@ -1,6 +1,8 @@
-"""The Train page's form as plain data: widget keys <-> ModelConfig, summaries, table rows.
+"""The Train page's form as plain data, derived from the knobs in core.models: widget keys <->
+ModelConfig, what a shared link fills in, the runs table and the hyperparameter chart.
 
-No Streamlit here: the page reads and writes these flat dicts through st.session_state.
+No Streamlit here: ui.config_form draws the widgets and keeps their values in st.session_state
+under the keys made here.
 """
 
 from __future__ import annotations
@@ -8,149 +10,202 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from core.models import (
-    LIMITS,
-    OPTIMIZERS,
-    PADDINGS,
+    BLOCK_SPECS,
+    CONFIG_SPECS,
+    MAX_BLOCKS,
     PRESETS,
-    SCHEDULES,
+    SPECS,
     ConvBlock,
     ModelConfig,
     build_model,
+    read_query,
     summarize,
 )
 
-MAX_BLOCKS = 4
-BLOCK_FIELDS = ("filters", "kernel_size", "convs", "pool", "dropout")
-SCALAR_FIELDS = (
-    "padding",
-    "batch_norm",
-    "dense_units",
-    "dense_dropout",
-    "optimizer",
-    "learning_rate",
-    "lr_schedule",
-    "batch_size",
-    "epochs",
-    "validation_split",
-    "seed",
-    "augment",
-    "rotation",
-    "zoom",
-    "shift",
-    "early_stopping",
-    "reduce_lr_on_plateau",
-    "patience",
-    "terminate_on_nan",
-)
 PREFIX = "train_"
+HIDDEN_BLOCK = ConvBlock(64, 3, 1, True, 0.0)
+"""What a block that is not shown holds, so that adding a block starts from sensible values."""
+DEFAULT_SUBSET = 5000
 
 
-def key(field: str) -> str:
-    """The session-state key of a form field."""
-    return PREFIX + field
+def key(name: str) -> str:
+    """The session-state key of a form field (train_samples is already the page's prefix)."""
+    return name if name.startswith(PREFIX) else PREFIX + name
 
 
-def block_key(index: int, field: str) -> str:
+def block_key(index: int, name: str) -> str:
     """The session-state key of one conv block's field."""
-    return f"{PREFIX}b{index}_{field}"
+    return f"{PREFIX}b{index}_{name}"
 
 
-def to_state(config: ModelConfig) -> dict[str, Any]:
+def field_key(path: str) -> str:
+    """The widget key of a field path as errors() names it ("conv_blocks[1].filters", "seed")."""
+    if path.startswith("conv_blocks[") and "]." in path:
+        index, name = path[len("conv_blocks[") :].split("].", 1)
+        return block_key(int(index), name)
+    return key("blocks" if path == "conv_blocks" else path)
+
+
+def to_state(config: ModelConfig, available: int) -> dict[str, Any]:
     """Every form field's value for config (hidden blocks keep sensible defaults)."""
     state: dict[str, Any] = {key("blocks"): len(config.conv_blocks), key("preset"): config.preset}
     for i in range(MAX_BLOCKS):
-        block = (
-            config.conv_blocks[i] if i < len(config.conv_blocks) else ConvBlock(64, 3, 1, True, 0.0)
-        )
-        for f in BLOCK_FIELDS:
-            state[block_key(i, f)] = getattr(block, f)
-    for f in SCALAR_FIELDS:
-        state[key(f)] = getattr(config, f)
+        block = config.conv_blocks[i] if i < len(config.conv_blocks) else HIDDEN_BLOCK
+        for spec in BLOCK_SPECS:
+            state[block_key(i, spec.name)] = getattr(block, spec.name)
+    for spec in CONFIG_SPECS:
+        if spec.name != "train_samples":
+            state[key(spec.name)] = getattr(config, spec.name)
     state[key("subset")] = config.train_samples is not None
-    state[key("samples")] = config.train_samples or 5000
+    state[key("train_samples")] = config.train_samples or min(DEFAULT_SUBSET, available)
     return state
 
 
-def from_state(state: Mapping[str, Any]) -> ModelConfig:
-    """The ModelConfig the form describes (validate it separately)."""
+def from_state(state: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> ModelConfig:
+    """The ModelConfig the form describes, with the link's unshowable values laid over it
+    (validate it separately: errors() names what is wrong)."""
     n = int(state[key("blocks")])
-    blocks = tuple(ConvBlock(**{f: state[block_key(i, f)] for f in BLOCK_FIELDS}) for i in range(n))
-    values = {f: state[key(f)] for f in SCALAR_FIELDS}
-    samples = int(state[key("samples")]) if state[key("subset")] else None
-    return ModelConfig(
+    blocks = tuple(
+        ConvBlock(**{spec.name: state[block_key(i, spec.name)] for spec in BLOCK_SPECS})
+        for i in range(n)
+    )
+    values = {
+        spec.name: state[key(spec.name)] for spec in CONFIG_SPECS if spec.name != "train_samples"
+    }
+    samples = int(state[key("train_samples")]) if state[key("subset")] else None
+    config = ModelConfig(
         conv_blocks=blocks,
         train_samples=samples,
         preset=state.get(key("preset"), "custom"),
         **values,
     )
+    return with_overrides(config, overrides or {})
 
 
 def form_keys() -> list[str]:
     """Every session-state key the form owns (to copy them into a plain key that survives)."""
-    keys = [key("blocks"), key("preset"), key("subset"), key("samples")]
-    keys += [block_key(i, f) for i in range(MAX_BLOCKS) for f in BLOCK_FIELDS]
-    return keys + [key(f) for f in SCALAR_FIELDS]
+    keys = [key("blocks"), key("preset"), key("subset"), key("train_samples")]
+    keys += [block_key(i, spec.name) for i in range(MAX_BLOCKS) for spec in BLOCK_SPECS]
+    return keys + [key(spec.name) for spec in CONFIG_SPECS if spec.name != "train_samples"]
 
 
-# Fields drawn as sliders or pickers: they cannot show a value outside their range or choices.
-SLIDER_LIMITS = {
-    "dense_dropout": LIMITS["dense_dropout"],
-    "validation_split": LIMITS["validation_split"],
-    "rotation": LIMITS["rotation"],
-    "zoom": LIMITS["zoom"],
-    "shift": LIMITS["shift"],
-}
-CHOICES = {"padding": PADDINGS, "optimizer": OPTIMIZERS, "lr_schedule": SCHEDULES}
+# ----- links --------------------------------------------------------------------------------
 
 
-def state_from_query(params: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
-    """The form's state for a page link, and a note for each value the form had to change.
+@dataclass
+class Link:
+    """What a shared link puts into the form.
 
-    A link naming a preset starts from it (the tutorial otherwise) and its other parameters
-    override the preset. Number fields keep out-of-range values, so the form shows the
-    validation message next to them; sliders and pickers cannot hold such values, so those fall
-    back to the nearest allowed value and say so.
+    `state` holds every value a widget can show. A value no widget can hold (out of range, not
+    one of the choices, unreadable) is never rewritten: it stays in `overrides` (field path ->
+    the link's value), is laid over the form's config, and errors() names it against its field
+    until the visitor changes that field.
     """
-    base = PRESETS.get(str(params.get("preset", "")), PRESETS["tutorial"])
-    config = ModelConfig.from_query(dict(params), base) if params else base
-    notes: list[str] = []
-    if not config.conv_blocks:
-        config = dataclasses.replace(config, conv_blocks=base.conv_blocks)
-        notes.append("The link had no readable conv blocks: the preset's blocks are used.")
-    elif len(config.conv_blocks) > MAX_BLOCKS:
+
+    state: dict[str, Any]
+    overrides: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def read_link(params: Mapping[str, str], available: int) -> Link:
+    """The form's state for a page link; a link naming a preset starts from it."""
+    name = str(params.get("preset", ""))
+    base = PRESETS.get(name, PRESETS["tutorial"])
+    notes = []
+    if name and name not in PRESETS and name != "custom":
         notes.append(
-            f"The link asks for {len(config.conv_blocks)} conv blocks; at most {MAX_BLOCKS} are "
-            f"allowed, so the first {MAX_BLOCKS} are used."
+            f"preset={name!r} in the link is not a preset ({', '.join(PRESETS)}): the tutorial's "
+            "values fill the fields the link leaves out."
         )
-        config = dataclasses.replace(config, conv_blocks=config.conv_blocks[:MAX_BLOCKS])
-    state = to_state(config)
-    for field, (lo, hi) in SLIDER_LIMITS.items():
-        value = state[key(field)]
-        if not lo <= value <= hi:
-            state[key(field)] = min(max(value, lo), hi)
-            notes.append(
-                f"{field}={value:g} in the link is outside {lo:g} to {hi:g}: "
-                f"{state[key(field)]:g} is used."
-            )
-    lo, hi = LIMITS["block_dropout"]
-    for i, block in enumerate(config.conv_blocks):
-        if not lo <= block.dropout <= hi:
-            state[block_key(i, "dropout")] = min(max(block.dropout, lo), hi)
-            notes.append(
-                f"Block {i + 1} dropout {block.dropout:g} in the link is outside {lo:g} to "
-                f"{hi:g}: {state[block_key(i, 'dropout')]:g} is used."
-            )
-    for field, choices in CHOICES.items():
-        if state[key(field)] not in choices:
-            notes.append(
-                f"{field}={state[key(field)]!r} in the link is not one of {', '.join(choices)}: "
-                f"{getattr(base, field)!r} is used."
-            )
-            state[key(field)] = getattr(base, field)
-    return state, notes
+    config, unreadable = read_query(dict(params), base) if params else (base, {})
+    overrides: dict[str, Any] = {
+        path: _Unreadable(str(params["blocks" if path == "conv_blocks" else path]), text)
+        for path, text in unreadable.items()
+    }
+    blocks = config.conv_blocks
+    if not 1 <= len(blocks) <= MAX_BLOCKS:
+        overrides["conv_blocks"] = blocks
+        blocks = base.conv_blocks
+    shown = []
+    for i, block in enumerate(blocks):
+        values = {}
+        for spec in BLOCK_SPECS:
+            value = getattr(block, spec.name)
+            if spec.problem(value):
+                overrides[f"conv_blocks[{i}].{spec.name}"] = value
+                value = getattr(HIDDEN_BLOCK, spec.name)
+            values[spec.name] = value
+        shown.append(ConvBlock(**values))
+    values = {}
+    for spec in CONFIG_SPECS:
+        value = getattr(config, spec.name)
+        if value is None or spec.name in overrides:
+            continue
+        out_of_range = spec.problem(value) or (spec.name == "train_samples" and value > available)
+        if out_of_range:
+            overrides[spec.name] = value
+            values[spec.name] = getattr(base, spec.name)
+    preset = config.preset if config.preset in PRESETS else "custom"
+    shown_config = dataclasses.replace(config, conv_blocks=tuple(shown), preset=preset, **values)
+    return Link(to_state(shown_config, available), overrides, notes)
+
+
+@dataclass(frozen=True)
+class _Unreadable:
+    """A link value that could not be read at all, with the message that says why."""
+
+    raw: str
+    message: str
+
+    def __str__(self) -> str:
+        return self.raw  # what the address bar keeps
+
+
+def with_overrides(config: ModelConfig, overrides: Mapping[str, Any]) -> ModelConfig:
+    """config with the link's values that no widget can show laid over it."""
+    if not overrides:
+        return config
+    scalars = {k: v for k, v in overrides.items() if k in SPECS}
+    blocks = list(config.conv_blocks)
+    for path, value in overrides.items():
+        if path.startswith("conv_blocks[") and "]." in path:
+            index, name = path[len("conv_blocks[") :].split("].", 1)
+            if int(index) < len(blocks):
+                blocks[int(index)] = dataclasses.replace(blocks[int(index)], **{name: value})
+    conv_blocks = overrides.get("conv_blocks", tuple(blocks))
+    return dataclasses.replace(config, conv_blocks=conv_blocks, **scalars)
+
+
+def override_errors(overrides: Mapping[str, Any]) -> dict[str, str]:
+    """Messages for the link's unreadable values (errors() names the readable ones)."""
+    return {k: v.message for k, v in overrides.items() if isinstance(v, _Unreadable)}
+
+
+def forget_override(overrides: dict[str, Any], widget: str) -> None:
+    """The visitor changed a field: the link's value for it is gone."""
+    for path in [p for p in overrides if field_key(p) == widget]:
+        del overrides[path]
+    if widget == key("blocks"):
+        for path in [p for p in overrides if p.startswith("conv_blocks")]:
+            del overrides[path]
+
+
+# ----- what the page shows around the form ---------------------------------------------------
+
+
+def summary_rows(config: ModelConfig) -> tuple[list[dict[str, Any]], int]:
+    """Layer rows (name, type, output shape, parameters) and the total, for a valid config."""
+    model = build_model(config, compile=False)
+    summary = summarize(model)
+    rows = [
+        {"layer": r.layer, "type": r.kind, "output shape": r.output_shape, "parameters": r.params}
+        for r in summary.rows
+    ]
+    return rows, summary.total_params
 
 
 def probe_guess(probabilities, label: int) -> tuple[int, float, bool]:
@@ -179,47 +234,33 @@ def progress_text(snap) -> str:
     return " · ".join(parts)
 
 
-def summary_rows(config: ModelConfig) -> tuple[list[dict[str, Any]], int]:
-    """Layer rows (name, type, output shape, parameters) and the total, for a valid config."""
-    model = build_model(config, compile=False)
-    summary = summarize(model)
-    rows = [
-        {"layer": r.layer, "type": r.kind, "output shape": r.output_shape, "parameters": r.params}
-        for r in summary.rows
-    ]
-    return rows, summary.total_params
+# ----- runs table and hyperparameter chart ---------------------------------------------------
 
-
-PARALLEL_DIMENSIONS = (
-    "blocks_n",
-    "filters_max",
-    "dense",
-    "batch_norm",
-    "augment",
-    "optimizer",
-    "learning_rate",
-    "batch_size",
-    "epochs",
-)
+PARALLEL_SPECS = tuple(spec for spec in CONFIG_SPECS if spec.knob.parallel)
 
 
 def parallel_rows(runs) -> list[dict[str, Any]]:
-    """One row per run for the parallel-coordinates view of hyperparameters vs test accuracy."""
+    """One row per run for the hyperparameter chart: size of the network, the knobs marked for
+    the chart, epochs trained and test accuracy."""
     rows = []
     for r in runs:
         cfg = r.config
-        rows.append(
-            {
-                "blocks_n": len(cfg.conv_blocks),
-                "filters_max": max(b.filters for b in cfg.conv_blocks),
-                "dense": cfg.dense_units,
-                "batch_norm": "yes" if cfg.batch_norm else "no",
-                "augment": "yes" if cfg.augment else "no",
-                "optimizer": cfg.optimizer,
-                "learning_rate": cfg.learning_rate,
-                "batch_size": cfg.batch_size,
-                "epochs": r.meta.get("epochs_completed", cfg.epochs),
-                "test_accuracy": r.test_accuracy,
-            }
-        )
+        row: dict[str, Any] = {
+            "blocks_n": len(cfg.conv_blocks),
+            "filters_max": max(b.filters for b in cfg.conv_blocks),
+        }
+        for spec in PARALLEL_SPECS:
+            value = getattr(cfg, spec.name)
+            row[spec.knob.column or spec.name] = (
+                ("yes" if value else "no") if spec.kind is bool else value
+            )
+        row["epochs"] = r.meta.get("epochs_completed", cfg.epochs)
+        row["test_accuracy"] = r.test_accuracy
+        rows.append(row)
     return rows
+
+
+def parallel_dimensions() -> list[str]:
+    """The hyperparameter chart's axes, in order (test accuracy is its colour)."""
+    knobs = [spec.knob.column or spec.name for spec in PARALLEL_SPECS]
+    return ["blocks_n", "filters_max", *knobs, "epochs"]

@@ -12,6 +12,7 @@ import math
 import threading
 import time
 import traceback
+import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -288,9 +289,6 @@ def probe_indices(labels: np.ndarray, count: int = PROBE_COUNT) -> np.ndarray:
     return np.array(picked[:count], dtype=np.int64)
 
 
-_job_ids = itertools.count(1)
-
-
 class TrainingJob:
     """One training run on a worker thread: queued, running, stopping, then stopped/finished/failed."""
 
@@ -304,8 +302,8 @@ class TrainingJob:
         owner: str | None = None,
         save_stopped: bool = True,
     ):
-        config.validate()
-        self.id = f"job-{next(_job_ids)}-{int(time.time())}"
+        config.validate(len(data.x_train))
+        self.id = f"job-{uuid.uuid4().hex[:10]}"
         self.config = config
         self.data = data
         self.store = store
@@ -316,10 +314,9 @@ class TrainingJob:
         self.created_at = time.time()
         self.probe_index = probe_indices(data.y_test)
         self.probe_labels = data.y_test[self.probe_index]
-        n = config.samples(len(data.x_train)) + (len(extra_examples[0]) if extra_examples else 0)
-        n_train = n - int(round(n * config.validation_split))
-        self.train_count = n_train
-        self.steps_per_epoch = max(1, math.ceil(n_train / config.batch_size))
+        extra = len(extra_examples[0]) if extra_examples else 0
+        self.train_count, _ = config.split_sizes(len(data.x_train), extra)
+        self.steps_per_epoch = config.steps_per_epoch(len(data.x_train), extra)
         self.progress = Progress(config.epochs, self.steps_per_epoch)
         self._stop = threading.Event()
         self._done = threading.Event()
@@ -413,10 +410,11 @@ class TrainingJob:
         cfg = self.config
         x = self.data.x_train[: cfg.samples(len(self.data.x_train))]
         y = self.data.y_train[: len(x)]
-        if self.extra_examples is not None and len(self.extra_examples[0]):
-            x = np.concatenate([x, self.extra_examples[0].astype(np.uint8)])
-            y = np.concatenate([y, self.extra_examples[1].astype(np.uint8)])
         x_tr, y_tr, x_val, y_val = validation_split(x, y, cfg.validation_split)
+        if self.extra_examples is not None and len(self.extra_examples[0]):
+            # The visitor's labelled drawings always train; the hold-out stays MNIST's.
+            x_tr = np.concatenate([x_tr, self.extra_examples[0].astype(np.uint8)])
+            y_tr = np.concatenate([y_tr, self.extra_examples[1].astype(np.uint8)])
         train = make_dataset(x_tr, y_tr, cfg.batch_size, shuffle=True, seed=cfg.seed)
         val = make_dataset(x_val, y_val, 1000) if len(x_val) else None
         return train, val

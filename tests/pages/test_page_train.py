@@ -16,39 +16,59 @@ TRAIN = "pages/1_Train.py"
 
 def test_a_link_fills_the_form_and_reproduces_its_config():
     config = ModelConfig.from_query({"preset": "fast", "epochs": "2", "train_samples": "3000"})
-    state, notes = train_form.state_from_query(config.to_query())
-    assert notes == []
-    assert train_form.from_state(state) == config
+    link = train_form.read_link(config.to_query(), 60_000)
+    assert link.notes == [] and link.overrides == {}
+    assert train_form.from_state(link.state) == config
     # No parameters: the tutorial, exactly.
-    state, notes = train_form.state_from_query({})
-    assert train_form.from_state(state) == PRESETS["tutorial"] and notes == []
+    link = train_form.read_link({}, 60_000)
+    assert train_form.from_state(link.state) == PRESETS["tutorial"] and link.notes == []
 
 
-def test_values_a_slider_or_picker_cannot_show_are_replaced_and_named():
-    state, notes = train_form.state_from_query(
-        {
-            "dense_dropout": "5",
-            "optimizer": "foo",
-            "blocks": "8-3-1-p-2_8-3-1-p-0_8-3-1-n-0_8-3-1-n-0_8-3-1-n-0",
-        }
-    )
-    assert state["train_dense_dropout"] == 0.9 and state["train_optimizer"] == "adam"
-    assert state["train_blocks"] == 4 and state["train_b0_dropout"] == 0.9
-    text = " ".join(notes)
-    for expected in ("dense_dropout=5", "'foo'", "5 conv blocks", "Block 1 dropout 2"):
-        assert expected in text, (expected, notes)
+def test_values_no_widget_can_show_stay_the_links_and_are_named():
+    params = {
+        "dense_dropout": "5",
+        "optimizer": "foo",
+        "learning_rate": "10",
+        "blocks": "8-3-1-p-2_8-3-1-p-0_8-3-1-n-0_8-3-1-n-0_8-3-1-n-0",
+        "train_samples": "70000",
+    }
+    link = train_form.read_link(params, 60_000)
+    # Every widget holds a value it can show...
+    assert link.state["train_dense_dropout"] == 0.5 and link.state["train_optimizer"] == "adam"
+    assert link.state["train_learning_rate"] == 0.001 and link.state["train_blocks"] == 1
+    # ...and the link's own values are kept, never rewritten, for the errors to name.
+    config = train_form.from_state(link.state, link.overrides)
+    assert config.dense_dropout == 5.0 and config.learning_rate == 10.0
+    assert len(config.conv_blocks) == 5 and config.train_samples == 70_000
+    errors = config.errors(60_000) | train_form.override_errors(link.overrides)
+    assert "between 0 and 0.9 (got 5)" in errors["dense_dropout"]
+    assert "between 1e-05 and 1 (got 10)" in errors["learning_rate"]
+    assert "'foo'" in errors["optimizer"] and "adam, sgd, rmsprop" in errors["optimizer"]
+    assert "1 to 4 blocks (got 5)" in errors["conv_blocks"]
+    assert "between 100 and 60000" in errors["train_samples"]
+    # The address bar keeps what the link said.
+    query = config.to_query()
+    assert query["learning_rate"] == "10.0" and query["optimizer"] == "foo"
+    assert query["blocks"] == params["blocks"].replace("-2_", "-2_")
+    # Changing a field drops the link's value for it.
+    train_form.forget_override(link.overrides, "train_learning_rate")
+    assert train_form.from_state(link.state, link.overrides).learning_rate == 0.001
 
 
 def test_a_bad_link_shows_messages_and_nothing_starts(app_env):
     at = open_page(TRAIN, {"dense_dropout": "5", "optimizer": "foo", "seed": "-1"})
-    warnings = " ".join(w.value for w in at.warning)
-    assert "dense_dropout=5" in warnings and "'foo'" in warnings
-    # The seed keeps its bad value, so its range is shown next to it and Train stays off.
-    assert any("seed must be between 0 and" in e.value for e in at.error)
+    errors = " ".join(e.value for e in at.error)
+    assert "dense_dropout must be between 0 and 0.9 (got 5)" in errors
+    assert "optimizer='foo' in the link is not readable" in errors
+    assert "seed must be between 0 and" in errors
     assert at.button(key="train_start").disabled
     at.number_input(key="train_seed").set_value(3).run()
+    assert not at.exception and at.button(key="train_start").disabled
+    assert "seed must be" not in " ".join(e.value for e in at.error)
+    at.button(key="train_use_shown").click().run()
     assert not at.exception and not at.button(key="train_start").disabled
-    assert not at.warning  # the notes go once the visitor edits the form
+    assert not at.warning  # the link's notes go once the visitor takes the values shown
+    assert at.query_params["optimizer"] == "adam" and at.query_params["seed"] == "3"
 
 
 def test_the_form_survives_a_visit_to_another_page(app_env):

@@ -1,0 +1,184 @@
+"""Launch and watch a training job: the Train button, the job picker and the live panel.
+
+Jobs live in the process-wide registry (ui.resources.get_registry), not in a session, so a job
+survives page switches and reloads. The live panel is a fragment that ticks while the job runs.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import streamlit as st
+
+from core import charts, train_form
+from core.data import MnistData
+from core.drawing import enlarge
+from core.training import JobState, ProgressSnapshot, TrainingJob
+from ui import resources
+
+OWNER = "train_owner"
+JOB = "train_job"
+PICK = "train_job_pick"
+ICONS = {
+    "queued": ":material/hourglass_top:",
+    "running": ":material/directions_run:",
+    "stopping": ":material/front_hand:",
+    "stopped": ":material/stop_circle:",
+    "finished": ":material/check_circle:",
+    "failed": ":material/error:",
+}
+
+
+def owner() -> str:
+    """This session's name for the jobs it starts."""
+    return st.session_state.setdefault(OWNER, uuid.uuid4().hex[:8])
+
+
+def _start(config, data: MnistData, use_examples: bool) -> None:
+    """on_click of Train: queue the job; the same run already draws Train disabled."""
+    extra = resources.get_examples().load() if use_examples else None
+    job = TrainingJob(
+        config, data, store=resources.get_store(), extra_examples=extra, owner=owner()
+    )
+    resources.get_registry().submit(job)
+    st.session_state[JOB] = job.id
+    st.session_state[PICK] = job.id  # the watch picker follows the new job
+
+
+def train_button(config, data: MnistData, errors: dict[str, str], unshown: list[str]) -> None:
+    """Train, disabled while the form has errors or this session's job still runs."""
+    mine = [j for j in resources.get_registry().jobs(owner()) if not j.state.done]
+    st.button(
+        "Train",
+        type="primary",
+        icon=":material/play_arrow:",
+        key="train_start",
+        on_click=_start,
+        args=(config, data, bool(st.session_state.get("train_use_examples"))),
+        disabled=bool(errors) or bool(mine),
+        help="Fix the fields marked in red first."
+        if errors
+        else "Your job is still running: stop it or let it finish first."
+        if mine
+        else None,
+    )
+    if errors:
+        st.error(
+            "Nothing starts until the fields marked above are fixed."
+            + "".join(f"\n- {message}" for message in unshown)
+        )
+
+
+def chosen_job() -> TrainingJob | None:
+    """The job to watch: this session's, a reloaded tab's running one, or the one picked."""
+    registry = resources.get_registry()
+    jobs = registry.jobs()
+    if JOB not in st.session_state and jobs:
+        # A reloaded tab reattaches to the job that is training, else the next in line, else the latest.
+        order = {JobState.RUNNING: 0, JobState.STOPPING: 0, JobState.QUEUED: 1}
+        st.session_state[JOB] = min(jobs, key=lambda j: order.get(j.state, 2)).id
+    job = registry.get(st.session_state.get(JOB, "")) if jobs else None
+    if len(jobs) > 1:
+        ids = [j.id for j in jobs]
+        if st.session_state.get(PICK) not in ids:
+            st.session_state[PICK] = job.id if job else ids[0]
+        pick = st.selectbox(
+            "Job to watch",
+            ids,
+            format_func=lambda i: (
+                train_form.job_label(registry.get(i), owner()) if registry.get(i) else i
+            ),
+            key=PICK,
+        )
+        job = registry.get(pick)
+        st.session_state[JOB] = pick
+    return job
+
+
+def watch(job: TrainingJob, data: MnistData) -> None:
+    """The live section: smoothing, then the panel that ticks every second while the job runs."""
+    st.subheader("Watch")
+    st.slider(
+        "Smoothing",
+        0.0,
+        0.99,
+        0.6,
+        key="train_smoothing",
+        help="Exponential moving average of the per-batch curves, as in TensorBoard.",
+    )
+    interval = "1s" if not job.state.done else None
+    st.fragment(run_every=interval)(_live)(job, data)
+
+
+def _live(job: TrainingJob, data: MnistData) -> None:
+    snap = job.snapshot()
+    _status(snap)
+    st.button(
+        "Stop",
+        icon=":material/stop:",
+        key="train_stop",
+        on_click=job.stop,
+        disabled=snap.state.done or snap.state == JobState.STOPPING,
+    )
+    smooth = st.session_state.get("train_smoothing", 0.6)
+    for col, metric in zip(st.columns(2), ("loss", "accuracy"), strict=True):
+        col.plotly_chart(
+            charts.training_curves(
+                snap.batch_history, snap.epoch_history, metric, smooth, snap.steps_per_epoch
+            ),
+            key=f"train_chart_{metric}",
+        )
+    _probes(job, snap, data)
+    _results(snap)
+    if snap.state.done and st.session_state.get("train_seen_done") != job.id:
+        st.session_state["train_seen_done"] = job.id
+        st.rerun(scope="app")
+
+
+def _status(snap: ProgressSnapshot) -> None:
+    state = snap.state
+    text = f"{ICONS.get(state.value, '')} **{state.value.capitalize()}** — {snap.message}"
+    if state == JobState.QUEUED:
+        text += f" Place in the queue: **{snap.queue_position}**."
+    (st.error if state == JobState.FAILED else st.markdown)(text)
+    if state in (JobState.RUNNING, JobState.STOPPING) or state.done and snap.epoch:
+        st.progress(snap.fraction, text=train_form.progress_text(snap))
+
+
+def _probes(job: TrainingJob, snap: ProgressSnapshot, data: MnistData) -> None:
+    if not snap.probe_predictions:
+        return
+    probs = snap.probe_predictions[-1]
+    epochs = len(snap.probe_predictions) - 1
+    when = "before training" if epochs == 0 else f"after epoch {epochs}"
+    st.markdown(f"**The network's guesses for a dozen test digits, {when}**")
+    st.caption("Each digit's guess and how sure the network is: green when right, red when wrong.")
+    cols = st.columns(len(job.probe_index))
+    for col, idx, p, label in zip(cols, job.probe_index, probs, job.probe_labels, strict=True):
+        guess, prob, right = train_form.probe_guess(p, label)
+        col.image(enlarge(data.x_test[idx], 3), width="stretch")
+        col.markdown(f":{'green' if right else 'red'}[guess **{guess}** ({prob:.0%})]")
+        col.caption(f"true {label}")
+
+
+def _results(snap: ProgressSnapshot) -> None:
+    if not (snap.state == JobState.FINISHED or snap.state == JobState.STOPPED and snap.run_name):
+        return
+    if snap.test_metrics:
+        m1, m2 = st.columns(2)
+        m1.metric("Test accuracy", f"{snap.test_metrics['test_accuracy']:.2%}")
+        m2.metric("Test loss", f"{snap.test_metrics['test_loss']:.4f}")
+    if snap.run_name:
+        c1, c2 = st.columns(2)
+        c1.page_link(
+            "pages/2_Explore.py",
+            label=f"Explore the mistakes of {snap.run_name}",
+            icon=":material/query_stats:",
+            query_params={"run": snap.run_name},
+        )
+        c2.page_link(
+            "pages/3_Draw.py",
+            label=f"Draw digits for {snap.run_name}",
+            icon=":material/draw:",
+            query_params={"run": snap.run_name},
+        )

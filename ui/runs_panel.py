@@ -1,0 +1,111 @@
+"""Saved runs on the Train page: the table, curves and hyperparameters compared, rename, delete,
+download."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core import charts, train_form
+from core.runs import COLUMN_FORMATS, RunError, RunInfo
+from ui import resources
+
+
+def runs_section() -> None:
+    """Everything about saved runs, or an invitation to train one."""
+    st.subheader("Runs")
+    runs, bad = resources.list_runs()
+    for b in bad:
+        st.warning(f"Run folder **{b.name}** is unreadable and was skipped: {b.reason}")
+    if not runs:
+        st.info("No saved runs yet: train one above.")
+        return
+    chosen = _table(runs)
+    _compare(runs, chosen)
+    _manage(runs)
+
+
+def _table(runs: list[RunInfo]) -> list[RunInfo]:
+    table = pd.DataFrame([r.row() for r in runs])
+    table["test_accuracy"] = table["test_accuracy"] * 100
+    formats = {
+        name: st.column_config.NumberColumn(name, format=fmt)
+        for name, fmt in COLUMN_FORMATS.items()
+    }
+    picked = st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        on_select="rerun",
+        selection_mode="multi-row",
+        key="train_runs_table",
+        column_config=formats
+        | {
+            "test_accuracy": st.column_config.NumberColumn("test accuracy", format="%.2f%%"),
+            "train_seconds": st.column_config.NumberColumn("train s", format="%.1f"),
+        },
+    )
+    return [runs[i] for i in picked.selection.rows] if picked else []
+
+
+def _compare(runs: list[RunInfo], chosen: list[RunInfo]) -> None:
+    view = st.segmented_control(
+        "Compare",
+        ["Curves of the selected runs", "Hyperparameters vs accuracy"],
+        default="Curves of the selected runs",
+        key="train_compare",
+    )
+    if view == "Curves of the selected runs":
+        if not chosen:
+            st.caption("Select rows in the table to overlay their curves.")
+            return
+        metric = st.radio(
+            "Metric", ["accuracy", "loss"], horizontal=True, key="train_overlay_metric"
+        )
+        st.plotly_chart(
+            charts.runs_overlay({r.name: r.history for r in chosen}, metric), key="train_overlay"
+        )
+    elif view:
+        st.plotly_chart(
+            charts.parallel_coordinates(
+                train_form.parallel_rows(runs), train_form.parallel_dimensions()
+            ),
+            key="train_parallel",
+        )
+
+
+def _manage(runs: list[RunInfo]) -> None:
+    store = resources.get_store()
+    with st.expander("Manage a run: rename, delete, download"):
+        names = [r.name for r in runs]
+        name = st.selectbox("Run", names, key="train_manage_run")
+        info = runs[names.index(name)]
+        c1, c2, c3 = st.columns(3)
+        new = c1.text_input(
+            "New name", value=name, key=f"train_rename_{name}", disabled=info.builtin
+        )
+        if c1.button("Rename", key="train_rename", disabled=info.builtin or new == name):
+            try:
+                store.rename(name, new)
+                st.rerun()
+            except RunError as exc:
+                c1.error(str(exc))
+        sure = c2.checkbox(
+            "Yes, delete it",
+            key=f"train_sure_{name}",
+            disabled=info.builtin,
+            help="The shipped default model cannot be deleted." if info.builtin else None,
+        )
+        if c2.button("Delete", key="train_delete", disabled=info.builtin or not sure):
+            try:
+                store.delete(name)
+                st.rerun()
+            except RunError as exc:
+                c2.error(str(exc))
+        c3.download_button(
+            "Download .keras",
+            data=lambda: store.model_bytes(name),  # read the file only when it is downloaded
+            file_name=f"{name}.keras",
+            mime="application/octet-stream",
+            key="train_download",
+        )
