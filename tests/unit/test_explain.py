@@ -156,6 +156,7 @@ def test_calibration_round_trips_through_json(trained, mnist):
     assert again.rule == cal.rule and again.samples == 500
     assert math.isnan(again.accuracy_below) == math.isnan(cal.accuracy_below)
     assert explain.MIN_THRESHOLD <= cal.confidence_threshold <= explain.MAX_THRESHOLD
+    assert 0.5 <= cal.confidence_threshold <= 0.99
     assert cal.distance_threshold > 0 and cal.centroids.shape == (10, 32)
     # Accuracy measured independently with model.predict.
     predicted = trained.predict(mnist.x_test[-500:, ..., None] / 255.0, verbose=0).argmax(axis=1)

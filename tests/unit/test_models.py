@@ -283,6 +283,7 @@ def test_summary_rows_match_the_model(tutorial_model):
 def test_summary_separates_batch_norm_statistics():
     model = build_model(preset("robust"))
     summary = summarize(model)
+    assert [r.layer for r in summary.rows] == [layer.name for layer in model.layers]
     assert summary.total_params == model.count_params() == sum(r.params for r in summary.rows)
     # Batch norm keeps a moving mean and variance per channel, not trained: 2 * (32 + 64).
     assert summary.total_params - summary.trainable_params == 2 * (32 + 64)
