@@ -1,14 +1,36 @@
-"""Shared fixtures: the real MNIST beside the checkout, tiny configurations, clean registries."""
+"""Shared fixtures and markers: the real MNIST, one tiny configuration and model, clean state."""
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import streamlit as st
 
 from core.models import ConvBlock, ModelConfig
+from core.runs import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
+BROWSER_TESTS = ROOT / "tests" / "browser"
+
+# A network that trains on a few hundred digits in a second or two.
+TINY_CONFIG = ModelConfig(
+    conv_blocks=(ConvBlock(4, 3, 1, True, 0.0),),
+    dense_units=0,
+    dense_dropout=0.0,
+    batch_size=64,
+    epochs=2,
+    train_samples=512,
+    learning_rate=0.01,
+    preset="tiny",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test under tests/browser as `browser`, so a new one cannot forget it."""
+    for item in items:
+        if item.path.resolve().is_relative_to(BROWSER_TESTS):
+            item.add_marker(pytest.mark.browser)
 
 
 @pytest.fixture(scope="session")
@@ -30,23 +52,32 @@ def mnist(mnist_dir):
     return load_mnist(mnist_dir)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def tiny_config() -> ModelConfig:
-    """A network that trains on a few hundred digits in a second or two."""
-    return ModelConfig(
-        conv_blocks=(ConvBlock(4, 3, 1, True, 0.0),),
-        dense_units=0,
-        dense_dropout=0.0,
-        batch_size=64,
-        epochs=2,
-        train_samples=512,
-        learning_rate=0.01,
-        preset="tiny",
-    )
+    """TINY_CONFIG, for tests that take it as a fixture (ModelConfig is frozen)."""
+    return TINY_CONFIG
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tiny_config):
+    """An untrained, compiled TINY_CONFIG network, its optimizer built so that saves are whole."""
+    from core.models import build_model
+
+    model = build_model(tiny_config)
+    # A never-fitted model saves an unbuilt optimizer, and loading it back warns that the
+    # optimizer's variables were skipped; building them first saves what a trained run saves.
+    model.optimizer.build(model.trainable_variables)
+    return model
 
 
 @pytest.fixture
-def app_env(monkeypatch, tmp_path, mnist_dir):
+def store(tmp_path) -> RunStore:
+    """An empty runs folder under tmp_path, without the shipped default model."""
+    return RunStore(tmp_path / "runs", default_dir=None)
+
+
+@pytest.fixture
+def app_env(monkeypatch, tmp_path, mnist_dir) -> Iterator[Path]:
     """A clean process-wide state: empty runs and examples folders, fresh caches, no jobs."""
     monkeypatch.setenv("MNIST_DIR", str(mnist_dir))
     monkeypatch.setenv("DIGITLAB_RUNS_DIR", str(tmp_path / "runs"))
@@ -61,6 +92,6 @@ def app_env(monkeypatch, tmp_path, mnist_dir):
     st.cache_data.clear()
 
 
-# Browser fixtures live in tests/e2e.py; importing them here gives every module the same
-# session-wide server and Chromium (Playwright allows one sync instance per process).
+# Browser fixtures live in tests/browser/support.py; importing them here gives every module the
+# same session-wide server and Chromium (Playwright allows one sync instance per process).
 from tests.browser.support import app_server, browser, page  # noqa: E402, F401

@@ -39,9 +39,15 @@ def test_ema_passes_nans_and_keeps_debiasing_across_them():
     assert got[0] == 1.0  # debiased: the first value is not pulled towards zero
     with pytest.raises(ValueError, match=r"\[0, 1\)"):
         charts.ema_smooth([1.0], 1.0)
+    # Weight 0.5 by hand, as TensorBoard does it; weight 0 leaves the values as they are.
+    hand = [0.5 / 0.5, (0.25 + 1.0) / 0.75, (0.625 + 1.5) / 0.875]
+    assert charts.ema_smooth([1.0, 2.0, 3.0], 0.5) == pytest.approx(hand)
+    assert charts.ema_smooth([1.0, 2.0, 3.0], 0.0).tolist() == [1.0, 2.0, 3.0]
 
 
-@pytest.mark.parametrize("n, max_points", [(5, 10), (2001, 2000), (9_999, 7), (100, 2)])
+@pytest.mark.parametrize(
+    "n, max_points", [(5, 10), (2001, 2000), (9_999, 7), (100, 2), (10_001, 500)]
+)
 def test_downsample_is_bounded_and_keeps_both_ends(n, max_points):
     x = np.arange(n) * 0.5
     y = x**2
@@ -65,6 +71,17 @@ def test_training_curves_smooth_per_batch_in_epochs():
     assert train.mode == val.mode == "lines+markers"
     assert np.allclose(np.asarray(val.x, float), [1, 2])
     assert "epoch" in fig.layout.xaxis.title.text
+
+
+def test_training_curves_name_every_trace_and_show_validation_in_percent():
+    batch = {"step": [1, 2, 3, 4], "loss": [2.0, 1.0, 0.8, 0.5], "accuracy": [0.1, 0.5, 0.6, 0.8]}
+    epoch = {"epoch": [1, 2], "accuracy": [0.3, 0.7], "val_accuracy": [0.4, 0.75]}
+    fig = charts.training_curves(batch, epoch, "accuracy", 0.0, batches_per_epoch=2)
+    names = [t.name for t in fig.data]
+    assert names == ["per batch", "per batch, smoothed", "training, epoch mean", "validation"]
+    assert np.allclose(np.asarray(fig.data[0].x, float), [0.5, 1.0, 1.5, 2.0])
+    assert np.allclose(np.asarray(fig.data[0].y, float), [10, 50, 60, 80])
+    assert np.allclose(np.asarray(fig.data[3].y, float), [40, 75])
 
 
 def test_training_curves_without_val_or_batches_per_epoch():
@@ -172,6 +189,9 @@ def test_cell_from_selection_reads_streamlit_events():
     assert charts.cell_from_selection(streamlit_event()) is None
     assert charts.cell_from_selection(streamlit_event({"x": 0.3, "y": 2})) is None
     assert charts.cell_from_selection(None) is None
+    # A plain dict without curve_number, customdata as Streamlit sends a list.
+    plain = {"x": 9, "y": 4, "customdata": {"0": 4, "1": 9}}
+    assert charts.cell_from_selection({"selection": {"points": [plain]}}) == (4, 9)
     assert charts.cell_from_selection({"selection": {"points": [overlay | {"x": 9.0}]}}) == (4, 9)
 
 
@@ -196,7 +216,7 @@ def test_probability_bars_highlight_and_labels():
     probs = np.array([0.01, 0.0, 0.6, 0.3, 0.09, 0, 0, 0, 0, 0])
     bars = charts.probability_bars(probs).data[0]
     colors = list(bars.marker.color)
-    assert colors[2] != colors[3] and colors.count(colors[2]) == 1
+    assert colors[2] != colors[3] and colors.count(colors[2]) == 1 and len(set(colors)) == 2
     assert np.allclose(np.asarray(bars.y, float), probs * 100)
     assert bars.text[2] == "60%" and bars.text[1] == ""
     chosen = list(charts.probability_bars(probs, highlight=3).data[0].marker.color)

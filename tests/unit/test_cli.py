@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT
 
 
@@ -20,6 +22,7 @@ def run(*args, timeout=300):
     )
 
 
+@pytest.mark.slow
 def test_train_then_evaluate(mnist_dir, tmp_path):
     runs = tmp_path / "runs"
     out = run("train", "--preset", "fast", "--train-samples", "1000", "--epochs", "1",

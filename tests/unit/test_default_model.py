@@ -5,19 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from core.data import load_mnist
 from core.evaluation import evaluate
 from core.runs import DEFAULT_MODEL_DIR, DEFAULT_RUN, RunStore
-from tests.browser.support import mnist_dir
 
 
 @pytest.fixture(scope="module")
-def test_set():
-    path = mnist_dir()
-    if not path.is_dir():
-        pytest.skip(f"MNIST not found at {path}")
-    data = load_mnist(path)
-    return data.x_test, data.y_test
+def test_set(mnist):
+    return mnist.x_test, mnist.y_test
 
 
 def test_default_model_is_listed_and_read_only(tmp_path: Path):

@@ -16,22 +16,13 @@ from core.evaluation import (
     per_class_metrics,
     predict_proba,
 )
-from core.models import ConvBlock, ModelConfig, build_model
+from core.models import build_model
 
 
 @pytest.fixture(scope="module")
-def trained(mnist):
-    """A tiny network fitted on 512 digits for one epoch, with Keras's own API."""
-    cfg = ModelConfig(
-        conv_blocks=(ConvBlock(4, 3, 1, True, 0.0),),
-        dense_units=0,
-        dense_dropout=0.0,
-        batch_size=64,
-        epochs=1,
-        train_samples=512,
-        learning_rate=0.01,
-    )
-    model = build_model(cfg)
+def trained(mnist, tiny_config):
+    """The tiny network fitted on 512 digits for one epoch, with Keras's own API."""
+    model = build_model(tiny_config)
     model.fit(
         mnist.x_train[:512, ..., None] / 255.0,
         keras.utils.to_categorical(mnist.y_train[:512], 10),
@@ -42,6 +33,7 @@ def trained(mnist):
     return model
 
 
+@pytest.mark.slow
 def test_evaluate_equals_model_evaluate(trained, mnist):
     x, y = mnist.x_test[:1000], mnist.y_test[:1000]
     result = evaluate(trained, x, y)
@@ -59,6 +51,7 @@ def test_evaluate_equals_model_evaluate(trained, mnist):
     assert result.support.tolist() == np.bincount(y, minlength=10).tolist()
 
 
+@pytest.mark.slow
 def test_predict_proba_in_uneven_batches(trained, mnist):
     x = mnist.x_test[:23]
     whole = predict_proba(trained, x, batch_size=100)

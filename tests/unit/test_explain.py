@@ -46,6 +46,7 @@ def digits(mnist) -> np.ndarray:
     return mnist.x_test[:10].astype(np.float32) / 255.0
 
 
+@pytest.mark.slow
 def test_predictor_equals_model_predict(trained, digits):
     predictor = explain.Predictor(trained)
     expected = trained.predict(digits[..., None], verbose=0)
@@ -59,6 +60,7 @@ def test_predictor_equals_model_predict(trained, digits):
     assert probs.shape == (10,) and probs.sum() == pytest.approx(1.0, abs=1e-5)
 
 
+@pytest.mark.slow
 def test_feature_extractor_matches_a_sub_model(trained, mnist):
     # The input of the last Dense layer is the output of the dropout before it.
     sub = keras.Model(trained.inputs[0], trained.get_layer("dense_dropout").output)
@@ -69,6 +71,7 @@ def test_feature_extractor_matches_a_sub_model(trained, mnist):
     assert extract(mnist.x_test[:0]).shape == (0, 32)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", [explain.saliency, explain.grad_cam])
 def test_attention_maps_are_28x28_in_unit_range(trained, digits, method):
     for class_index in (0, 7):
@@ -77,6 +80,7 @@ def test_attention_maps_are_28x28_in_unit_range(trained, digits, method):
         assert heat.min() >= 0 and heat.max() == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_grad_cam_of_a_named_layer_and_its_alignment(trained, digits):
     heat = explain.grad_cam(trained, digits[0], 7, layer_name="conv1_1")
     assert heat.shape == (28, 28) and 0 <= heat.min() and heat.max() <= 1
@@ -87,6 +91,7 @@ def test_grad_cam_of_a_named_layer_and_its_alignment(trained, digits):
     assert weights[2, 0] == 1 and weights[25, 23] == 1 and np.allclose(weights.sum(axis=1), 1)
 
 
+@pytest.mark.slow
 def test_occlusion_is_signed_and_zero_on_empty_regions(trained, digits):
     x = digits[0]
     assert x[:3].max() == 0  # MNIST's top rows are black
@@ -103,10 +108,12 @@ def test_occlusion_is_signed_and_zero_on_empty_regions(trained, digits):
     assert patch_heat[12:16, 12:16] == pytest.approx(np.full((4, 4), drop), abs=1e-5)
 
 
+@pytest.mark.slow
 def test_activations_one_per_conv_layer(trained, digits):
     acts = explain.activations(trained, digits[0])
     conv_layers = [layer for layer in trained.layers if isinstance(layer, keras.layers.Conv2D)]
     assert [a.name for a in acts] == [layer.name for layer in conv_layers]
+    assert [a.name for a in acts] == ["conv1_1", "conv2_1"]  # block, then conv within it
     # 28 -> valid 3x3 -> 26 -> pool -> 13 -> valid 3x3 -> 11
     assert acts[0].array.shape == (26, 26, 8) and acts[1].array.shape == (11, 11, 16)
     assert acts[0].array.min() >= 0  # after ReLU
@@ -139,6 +146,7 @@ def test_confidence_threshold_rule_by_hand():
     assert explain.confidence_threshold(np.full(10, 0.3), np.ones(10, bool)) == 0.5
 
 
+@pytest.mark.slow
 def test_calibration_round_trips_through_json(trained, mnist):
     cal = explain.calibrate(trained, mnist.x_test[-500:], mnist.y_test[-500:])
     again = explain.Calibration.from_dict(json.loads(json.dumps(cal.to_dict())))
@@ -148,6 +156,7 @@ def test_calibration_round_trips_through_json(trained, mnist):
     assert again.rule == cal.rule and again.samples == 500
     assert math.isnan(again.accuracy_below) == math.isnan(cal.accuracy_below)
     assert explain.MIN_THRESHOLD <= cal.confidence_threshold <= explain.MAX_THRESHOLD
+    assert 0.5 <= cal.confidence_threshold <= 0.99
     assert cal.distance_threshold > 0 and cal.centroids.shape == (10, 32)
     # Accuracy measured independently with model.predict.
     predicted = trained.predict(mnist.x_test[-500:, ..., None] / 255.0, verbose=0).argmax(axis=1)
@@ -157,6 +166,7 @@ def test_calibration_round_trips_through_json(trained, mnist):
     assert floats.confidence_threshold == pytest.approx(cal.confidence_threshold)
 
 
+@pytest.mark.slow
 def test_assess_flags_doubt_and_strangeness(trained, mnist):
     cal = explain.calibrate(trained, mnist.x_test[-500:], mnist.y_test[-500:])
     predictor = explain.Predictor(trained)

@@ -11,7 +11,7 @@ import pytest
 from core import exploration as ex
 from core.data import MnistData
 from core.evaluation import evaluate_probabilities
-from core.models import ConvBlock, ModelConfig, build_model
+from core.models import ModelConfig, build_model
 
 # A small known case: 12 images of digits 0, 1, 2 with hand-chosen answers.
 LABELS = np.array([0, 0, 0, 0, 1, 1, 1, 2, 2, 2, 2, 2])
@@ -304,14 +304,6 @@ def test_pixels_are_scaled_rows():
 
 
 # ----- model features and attention ----------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def tiny_model():
-    config = ModelConfig(
-        conv_blocks=(ConvBlock(4, 3, 1, True, 0.0),), dense_units=0, epochs=1, preset="tiny"
-    )
-    return build_model(config, compile=False)
 
 
 def test_learned_features_are_the_last_dense_layer_input(tiny_model):

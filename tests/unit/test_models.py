@@ -54,6 +54,7 @@ def test_tutorial_preset_is_the_tutorial_network(tutorial_model):
         "Dropout",
         "Dense",
     ]
+    assert type(tutorial_model.layers[0]).__name__ == "InputLayer"
     conv1, conv2, pool, drop1, _, dense, drop2, out = layers
     for conv in (conv1, conv2):
         assert conv.filters == 32 and tuple(conv.kernel_size) == (3, 3)
@@ -94,6 +95,13 @@ def test_model_starts_from_keras_input_so_every_layer_can_be_read(tutorial_model
     np.testing.assert_allclose(outputs[-1].sum(axis=1), 1.0, atol=1e-5)  # softmax rows
 
 
+def test_inner_layers_of_another_preset_can_be_read():
+    model = build_model(preset("fast"))
+    sub = keras.Model(model.inputs[0], model.get_layer("conv1_1").output)
+    out = sub(np.zeros((2, 28, 28, 1), np.float32))
+    assert tuple(out.shape) == (2, 26, 26, 16)
+
+
 # ----- validation --------------------------------------------------------------------------
 
 BASE = ModelConfig()
@@ -116,6 +124,10 @@ BASE = ModelConfig()
         ({"conv_blocks": (ConvBlock(32, 3, 1, True, 0.95),)}, "conv_blocks[0].dropout", "between 0 and 0.9"),
         ({"conv_blocks": (ConvBlock(32, 11, 1, True, 0.0),)}, "conv_blocks[0].kernel_size", "between 1 and 9"),
         ({"augment": True, "rotation": 90.0}, "rotation", "between 0 and 45"),
+        ({"optimizer": "adagrad"}, "optimizer", "adam, sgd, rmsprop"),
+        ({"train_samples": 200, "batch_size": 500}, "batch_size", "larger than the 200 training samples"),
+        # 28 -> 26 -> 24 -> pool 12 -> 8 -> pool 4: a 5x5 kernel no longer fits.
+        ({"conv_blocks": (ConvBlock(32, 3, 2, True, 0), ConvBlock(64, 5, 1, True, 0), ConvBlock(64, 5, 1, True, 0))}, "conv_blocks[2].kernel_size", "larger than the 4x4 feature map"),
     ],
 )  # fmt: skip
 def test_out_of_range_values_name_the_field_and_the_range(changes, field, words):
@@ -265,12 +277,14 @@ def test_summary_rows_match_the_model(tutorial_model):
     rows = {r.layer: r for r in summary.rows}
     assert rows["conv1_1"].output_shape == "26 × 26 × 32"
     assert rows["flatten"].output_shape == "4608"
+    assert summary.rows[0].output_shape == "28 × 28 × 1"
 
 
 def test_summary_separates_batch_norm_statistics():
     model = build_model(preset("robust"))
     summary = summarize(model)
-    assert summary.total_params == model.count_params()
+    assert [r.layer for r in summary.rows] == [layer.name for layer in model.layers]
+    assert summary.total_params == model.count_params() == sum(r.params for r in summary.rows)
     # Batch norm keeps a moving mean and variance per channel, not trained: 2 * (32 + 64).
     assert summary.total_params - summary.trainable_params == 2 * (32 + 64)
 
@@ -285,7 +299,7 @@ def test_augmentation_pads_with_black():
             (keras.layers.RandomRotation, keras.layers.RandomZoom, keras.layers.RandomTranslation),
         )
     ]
-    assert len(augment) == 3
+    assert len(augment) == 3 and all(layer.name.startswith("aug_") for layer in augment)
     assert all(layer.fill_mode == "constant" and layer.fill_value == 0.0 for layer in augment)
     # Active only while training: inference is deterministic.
     x = np.random.default_rng(0).random((2, 28, 28, 1)).astype(np.float32)

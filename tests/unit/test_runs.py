@@ -4,33 +4,17 @@ import errno
 import json
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 
 from core import runs as R
-from core.models import ConvBlock, ModelConfig, build_model
 from core.runs import ExampleStore, RunError, RunNotFoundError, RunStore
+from tests.conftest import TINY_CONFIG as CONFIG
 
-CONFIG = ModelConfig(
-    conv_blocks=(ConvBlock(2, 3, 1, True, 0.0),),
-    dense_units=0,
-    dense_dropout=0.0,
-    train_samples=500,
-    preset="tiny",
-)
 HISTORY = {"epoch": [1.0, 2.0], "loss": [0.9, 0.5], "val_loss": [1.0, 0.7]}
 METRICS = {"test_accuracy": 0.875, "test_loss": 0.42}
 FILES = {"model.keras", "config.json", "history.json", "metrics.json", "meta.json"}
-
-
-@pytest.fixture(scope="module")
-def model():
-    return build_model(CONFIG)
-
-
-@pytest.fixture
-def store(tmp_path):
-    return RunStore(tmp_path / "runs", default_dir=None)
 
 
 def save(store, model, name=None, metrics=METRICS, status="finished"):
@@ -41,16 +25,16 @@ def folder_names(root: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir()) if root.is_dir() else []
 
 
-def test_save_writes_every_file_and_get_reads_them_back(store, model):
+def test_save_writes_every_file_and_get_reads_them_back(store, tiny_model):
     info = save(
-        store, model, "first", metrics={"test_accuracy": np.float32(0.875), "test_loss": 0.42}
+        store, tiny_model, "first", metrics={"test_accuracy": np.float32(0.875), "test_loss": 0.42}
     )
     assert info.path == store.root / "first"
     assert set(folder_names(info.path)) == FILES
     # The files themselves, read without the store.
     on_disk = {n: json.loads((info.path / n).read_text()) for n in FILES - {"model.keras"}}
     assert on_disk["config.json"]["conv_blocks"] == [
-        {"filters": 2, "kernel_size": 3, "convs": 1, "pool": True, "dropout": 0.0}
+        {"filters": 4, "kernel_size": 3, "convs": 1, "pool": True, "dropout": 0.0}
     ]
     assert on_disk["history.json"] == HISTORY
     assert on_disk["metrics.json"] == METRICS  # the numpy scalar was written as a number
@@ -63,16 +47,18 @@ def test_save_writes_every_file_and_get_reads_them_back(store, model):
     # The model comes back with the same weights: same predictions as the one saved.
     x = np.random.default_rng(0).random((4, 28, 28, 1)).astype(np.float32)
     loaded = store.load_model("first")
-    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+    np.testing.assert_allclose(
+        loaded.predict(x, verbose=0), tiny_model.predict(x, verbose=0), atol=1e-6
+    )
     assert store.model_bytes("first") == (info.path / "model.keras").read_bytes()
 
 
-def test_names_are_chosen_and_never_reused(store, model):
-    a = save(store, model)
-    b = save(store, model)
+def test_names_are_chosen_and_never_reused(store, tiny_model):
+    a = save(store, tiny_model)
+    b = save(store, tiny_model)
     assert a.name != b.name and a.name.startswith("tiny-") and b.name.startswith(a.name[:10])
     with pytest.raises(RunError, match="already exists"):
-        save(store, model, a.name)
+        save(store, tiny_model, a.name)
     assert sorted(r.name for r in store.list_runs()[0]) == sorted([a.name, b.name])
 
 
@@ -98,37 +84,37 @@ def half_a_model_then(exc):
 @pytest.mark.parametrize(
     "exc", [RuntimeError("crash while saving"), KeyboardInterrupt()], ids=["error", "interrupt"]
 )
-def test_a_failure_while_saving_leaves_no_run(store, model, monkeypatch, exc):
-    save(store, model, "good")
-    monkeypatch.setattr(model, "save", half_a_model_then(exc))
+def test_a_failure_while_saving_leaves_no_run(store, tiny_model, monkeypatch, exc):
+    save(store, tiny_model, "good")
+    monkeypatch.setattr(tiny_model, "save", half_a_model_then(exc))
     with pytest.raises(type(exc)):
-        save(store, model, "broken")
+        save(store, tiny_model, "broken")
     assert folder_names(store.root) == ["good"]  # no run, no temporary folder left behind
     runs, bad = store.list_runs()
     assert [r.name for r in runs] == ["good"] and bad == []
 
 
-def test_a_failure_writing_the_json_leaves_no_run(store, model):
+def test_a_failure_writing_the_json_leaves_no_run(store, tiny_model):
     with pytest.raises(TypeError):
-        store.save_run(model, CONFIG, {"loss": [object()]}, METRICS, name="unserialisable")
+        store.save_run(tiny_model, CONFIG, {"loss": [object()]}, METRICS, name="unserialisable")
     assert folder_names(store.root) == []
     assert store.list_runs() == ([], [])
 
 
 @pytest.mark.parametrize("where", ["model", "json"])
-def test_a_full_disk_is_a_clear_error_and_keeps_other_runs(store, model, monkeypatch, where):
-    kept = save(store, model, "kept")
+def test_a_full_disk_is_a_clear_error_and_keeps_other_runs(store, tiny_model, monkeypatch, where):
+    kept = save(store, tiny_model, "kept")
     before = {n: (kept.path / n).read_bytes() for n in FILES}
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     if where == "model":
-        monkeypatch.setattr(model, "save", full)
+        monkeypatch.setattr(tiny_model, "save", full)
     else:
         monkeypatch.setattr(R, "_write_json", full)
     with pytest.raises(RunError, match="disk is full") as info:
-        save(store, model, "new")
+        save(store, tiny_model, "new")
     assert "untouched" in str(info.value)
     assert folder_names(store.root) == ["kept"]
     assert {n: (kept.path / n).read_bytes() for n in FILES} == before
@@ -136,26 +122,26 @@ def test_a_full_disk_is_a_clear_error_and_keeps_other_runs(store, model, monkeyp
     assert store.get("kept").test_accuracy == 0.875 and store.load_model("kept") is not None
 
 
-def test_other_os_errors_say_so(store, model, monkeypatch):
+def test_other_os_errors_say_so(store, tiny_model, monkeypatch):
     def io_error(*args, **kwargs):
         raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr(model, "save", io_error)
+    monkeypatch.setattr(tiny_model, "save", io_error)
     with pytest.raises(RunError, match="could not be saved.*Input/output error"):
-        save(store, model, "new")
+        save(store, tiny_model, "new")
     assert folder_names(store.root) == []
 
 
 # ----- corrupt runs ------------------------------------------------------------------------
 
 
-def test_corrupt_runs_are_listed_apart_from_good_ones(store, model):
-    save(store, model, "good")
-    save(store, model, "bad-json")
+def test_corrupt_runs_are_listed_apart_from_good_ones(store, tiny_model):
+    save(store, tiny_model, "good")
+    save(store, tiny_model, "bad-json")
     (store.root / "bad-json" / "config.json").write_text("{not json")
-    save(store, model, "no-model")
+    save(store, tiny_model, "no-model")
     (store.root / "no-model" / "model.keras").unlink()
-    save(store, model, "no-meta")
+    save(store, tiny_model, "no-meta")
     (store.root / "no-meta" / "meta.json").unlink()
     (store.root / "stray-file.txt").write_text("not a run")
     (store.root / ".tmp-crashed-1234").mkdir()  # a save that was interrupted long ago
@@ -170,8 +156,8 @@ def test_corrupt_runs_are_listed_apart_from_good_ones(store, model):
 
 
 @pytest.mark.parametrize("content", [b"garbage, not a zip", "truncated"])
-def test_a_corrupt_model_file_is_a_clear_error(store, model, content):
-    info = save(store, model, "garbled")
+def test_a_corrupt_model_file_is_a_clear_error(store, tiny_model, content):
+    info = save(store, tiny_model, "garbled")
     path = info.path / "model.keras"
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2] if content == "truncated" else content)
@@ -186,8 +172,8 @@ BAD_NAMES = ["../x", "/etc", "a/b", "..", "", ".", ".hidden", "a\\b", "x" * 65, 
 
 
 @pytest.mark.parametrize("name", BAD_NAMES)
-def test_names_that_could_leave_the_runs_folder_are_refused(tmp_path, store, model, name):
-    save(store, model, "mine")
+def test_names_that_could_leave_the_runs_folder_are_refused(tmp_path, store, tiny_model, name):
+    save(store, tiny_model, "mine")
     with pytest.raises(RunError):
         store.check_name(name)
     with pytest.raises(RunError):
@@ -198,7 +184,7 @@ def test_names_that_could_leave_the_runs_folder_are_refused(tmp_path, store, mod
         store.rename("mine", name)
     if name:  # an empty name means "choose one" when saving
         with pytest.raises(RunError):
-            save(store, model, name)
+            save(store, tiny_model, name)
     assert folder_names(store.root) == ["mine"]
     assert folder_names(tmp_path) == ["runs"]  # nothing written beside the runs folder
     assert Path("/etc").is_dir()
@@ -212,9 +198,9 @@ def test_good_names_are_accepted(store):
 # ----- rename, delete and the shipped default model ----------------------------------------
 
 
-def test_rename_and_delete(store, model):
-    save(store, model, "mine")
-    save(store, model, "other")
+def test_rename_and_delete(store, tiny_model):
+    save(store, tiny_model, "mine")
+    save(store, tiny_model, "other")
     renamed = store.rename("mine", "renamed")
     assert renamed.name == "renamed" and renamed.meta["name"] == "renamed"
     assert json.loads((store.root / "renamed" / "meta.json").read_text())["name"] == "renamed"
@@ -232,16 +218,16 @@ def test_rename_and_delete(store, model):
 
 
 @pytest.fixture
-def with_default(tmp_path, model):
+def with_default(tmp_path, tiny_model):
     """A store whose shipped default model is a run saved into a separate folder."""
     shipped = RunStore(tmp_path / "shipped", default_dir=None)
-    save(shipped, model, "model", metrics={"test_accuracy": 0.99, "test_loss": 0.03})
+    save(shipped, tiny_model, "model", metrics={"test_accuracy": 0.99, "test_loss": 0.03})
     store = RunStore(tmp_path / "runs", default_dir=tmp_path / "shipped" / "model")
-    save(store, model, "mine")
+    save(store, tiny_model, "mine")
     return store
 
 
-def test_the_default_model_is_listed_last_and_read_only(with_default, tmp_path, model):
+def test_the_default_model_is_listed_last_and_read_only(with_default, tmp_path, tiny_model):
     store = with_default
     default_dir = tmp_path / "shipped" / "model"
     before = {p.name: p.read_bytes() for p in default_dir.iterdir()}
@@ -256,10 +242,12 @@ def test_the_default_model_is_listed_last_and_read_only(with_default, tmp_path, 
     with pytest.raises(RunError, match="already exists"):
         store.rename("mine", "default")
     with pytest.raises(RunError, match="already exists"):
-        save(store, model, "default")
+        save(store, tiny_model, "default")
     assert {p.name: p.read_bytes() for p in default_dir.iterdir()} == before
     assert store.load_model("default") is not None
     assert folder_names(store.root) == ["mine"]
+    store.delete("mine")
+    assert [r.name for r in store.list_runs()[0]] == ["default"]
 
 
 def test_a_broken_default_model_is_listed_as_unreadable(with_default, tmp_path):
@@ -289,6 +277,7 @@ def test_examples_round_trip(tmp_path):
     np.testing.assert_array_equal(by_label[1], np.rint(stroke * 255).astype(np.uint8))
     assert by_label[1][7, 11] == 128 and by_label[1][10, 14] == 255
     np.testing.assert_array_equal(by_label[7], uint8)
+    assert keras.utils.to_categorical(y, 10).shape == (2, 10)
     examples.clear()
     assert examples.count() == 0
 

@@ -12,8 +12,6 @@ import pytest
 
 from core import training
 from core.data import MnistData
-from core.models import ConvBlock, ModelConfig
-from core.runs import RunStore
 from core.training import (
     JobRegistry,
     JobState,
@@ -23,6 +21,7 @@ from core.training import (
     TrainingJob,
     probe_indices,
 )
+from tests.conftest import TINY_CONFIG
 
 # ----- layer 2a: the callback with made-up logs (no training) ------------------------------
 
@@ -106,6 +105,7 @@ def test_callback_keeps_batch_and_epoch_series_as_dicts_of_lists():
     assert len(snap.probe_predictions) == 3 and callback.model.calls == 3
     assert all(p.shape == (4, 10) for p in snap.probe_predictions)
     assert (snap.epoch, snap.batch) == (2, 3) and snap.fraction == 1.0
+    assert snap.eta_seconds is None  # a finished job has no time left
 
 
 def test_stop_event_sets_stop_training_at_the_next_batch():
@@ -188,18 +188,8 @@ def test_probe_indices_first_of_each_digit_then_the_next():
 
 # ----- layer 2b: real jobs on tiny data ----------------------------------------------------
 
-TINY = ModelConfig(
-    conv_blocks=(ConvBlock(4, 3, 1, True, 0.0),),
-    dense_units=0,
-    dense_dropout=0.0,
-    batch_size=64,
-    epochs=2,
-    train_samples=512,
-    learning_rate=0.01,
-    preset="tiny",
-)
 # Enough batches that a job is surely still training when a test looks at it; tests stop it.
-LONG = dataclasses.replace(TINY, epochs=50, train_samples=2000)
+LONG = dataclasses.replace(TINY_CONFIG, epochs=50, train_samples=2000)
 DEADLINE = 120.0
 
 
@@ -225,11 +215,6 @@ def registry():
     assert not alive, f"job threads still running after shutdown: {alive}"
 
 
-@pytest.fixture
-def store(tmp_path):
-    return RunStore(tmp_path / "runs", default_dir=None)
-
-
 def wait_until(predicate, timeout=DEADLINE, what="condition"):
     deadline = time.monotonic() + timeout
     while True:
@@ -251,8 +236,9 @@ def model_accuracy(model, data):
     return loss, accuracy
 
 
+@pytest.mark.slow
 def test_a_job_trains_evaluates_and_saves(small, registry, store):
-    job = TrainingJob(TINY, small, store=store).start(registry)
+    job = TrainingJob(TINY_CONFIG, small, store=store).start(registry)
     assert job.wait(DEADLINE), "job did not end"
     snap = job.snapshot()
     assert snap.state == JobState.FINISHED, snap.message
@@ -271,12 +257,13 @@ def test_a_job_trains_evaluates_and_saves(small, registry, store):
     # And the run is on disk.
     assert snap.run_name == job.run_name and job.run_name in snap.message
     info = store.get(job.run_name)
-    assert info.status == "finished" and info.config == TINY
+    assert info.status == "finished" and info.config == TINY_CONFIG
     assert info.metrics == snap.test_metrics
     assert info.history["epoch"] == [1, 2] and info.meta["epochs_completed"] == 2
     assert info.meta["train_samples"] == 512
 
 
+@pytest.mark.slow
 def test_stop_ends_early_and_keeps_what_was_learned(small, registry, store, monkeypatch):
     built = []
     real_build = training.build_model
@@ -314,9 +301,10 @@ def test_stop_ends_early_and_keeps_what_was_learned(small, registry, store, monk
     assert info.test_accuracy == pytest.approx(accuracy, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_the_second_job_waits_for_the_first(small, registry, store, monkeypatch):
     first = TrainingJob(LONG, small, store=store)
-    second = TrainingJob(TINY, small, store=store)
+    second = TrainingJob(TINY_CONFIG, small, store=store)
     first_state_at_build = []
     real_build = training.build_model
 
@@ -335,16 +323,19 @@ def test_the_second_job_waits_for_the_first(small, registry, store, monkeypatch)
     first.stop()
     assert second.wait(DEADLINE)
     assert second.state == JobState.FINISHED, second.message
-    assert second.snapshot().queue_position is None
+    assert second.snapshot().queue_position is None and registry.queue_position(second) is None
     # The second model was built only once the first had ended.
     assert first_state_at_build == [JobState.RUNNING, JobState.STOPPED]
     assert sorted(r.status for r in store.list_runs()[0]) == ["finished", "stopped"]
 
 
+@pytest.mark.slow
 def test_stopping_a_queued_job_trains_nothing(small, registry, store):
     first = TrainingJob(LONG, small, store=store).start(registry)
-    second = TrainingJob(TINY, small, store=store).start(registry)
-    third = TrainingJob(dataclasses.replace(TINY, epochs=1), small, store=store).start(registry)
+    second = TrainingJob(TINY_CONFIG, small, store=store).start(registry)
+    third = TrainingJob(dataclasses.replace(TINY_CONFIG, epochs=1), small, store=store).start(
+        registry
+    )
     wait_until(lambda: first.state == JobState.RUNNING, what="first job running")
     assert (second.snapshot().queue_position, third.snapshot().queue_position) == (1, 2)
     second.stop()
@@ -361,12 +352,13 @@ def test_stopping_a_queued_job_trains_nothing(small, registry, store):
     assert names == {first.run_name, third.run_name}
 
 
+@pytest.mark.slow
 def test_a_failing_worker_is_captured_and_the_registry_goes_on(small, registry, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("the model could not be built\nsecond line")
 
     monkeypatch.setattr(training, "build_model", broken)
-    bad = TrainingJob(TINY, small).start(registry)
+    bad = TrainingJob(TINY_CONFIG, small).start(registry)
     assert bad.wait(30)
     assert bad.state == JobState.FAILED
     assert bad.message == "Training failed: RuntimeError: the model could not be built"
@@ -376,27 +368,29 @@ def test_a_failing_worker_is_captured_and_the_registry_goes_on(small, registry, 
         raise MemoryError()
 
     monkeypatch.setattr(training, "build_model", no_memory)
-    oom = TrainingJob(TINY, small).start(registry)
+    oom = TrainingJob(TINY_CONFIG, small).start(registry)
     assert oom.wait(30) and oom.state == JobState.FAILED
     assert oom.message.startswith("Out of memory")
 
     monkeypatch.undo()
-    good = TrainingJob(dataclasses.replace(TINY, epochs=1), small).start(registry)
+    good = TrainingJob(dataclasses.replace(TINY_CONFIG, epochs=1), small).start(registry)
     assert good.wait(DEADLINE) and good.state == JobState.FINISHED, good.message
     assert registry.active() == []
 
 
+@pytest.mark.slow
 def test_data_that_breaks_fit_fails_the_job(small, registry):
     # Digits of the wrong size: the network cannot take them, and fit raises in the worker.
     broken = dataclasses.replace(small, x_train=np.zeros((600, 14, 56), np.uint8))
-    bad = TrainingJob(TINY, broken).start(registry)
+    bad = TrainingJob(TINY_CONFIG, broken).start(registry)
     assert bad.wait(DEADLINE)
     assert bad.state == JobState.FAILED
     assert bad.message.startswith("Training failed:") and bad.traceback
-    good = TrainingJob(dataclasses.replace(TINY, epochs=1), small).start(registry)
+    good = TrainingJob(dataclasses.replace(TINY_CONFIG, epochs=1), small).start(registry)
     assert good.wait(DEADLINE) and good.state == JobState.FINISHED, good.message
 
 
+@pytest.mark.slow
 def test_nan_loss_fails_the_job_with_the_reason(small, registry, store, monkeypatch):
     real_dataset = training.make_dataset
 
@@ -407,7 +401,7 @@ def test_nan_loss_fails_the_job_with_the_reason(small, registry, store, monkeypa
         return ds.map(lambda images, labels: (images, labels * np.nan)) if shuffle else ds
 
     monkeypatch.setattr(training, "make_dataset", poisoned)
-    cfg = dataclasses.replace(TINY, epochs=3)
+    cfg = dataclasses.replace(TINY_CONFIG, epochs=3)
     job = TrainingJob(cfg, small, store=store).start(registry)
     assert job.wait(DEADLINE)
     snap = job.snapshot()
