@@ -16,7 +16,7 @@ from core.runs import RunError, RunInfo
 from ui import components, resources
 
 
-# One entry: 10 mean and 10 spread images of 28x28 float32, about 63 KB.
+# One entry: 10 mean and 10 spread images of 28x28 float32, 62 KB.
 @st.cache_data(max_entries=4, show_spinner="Averaging the digits…")
 def class_stats(split: str, data_label: str) -> exploration.ClassStats:
     """Each digit's mean image and spread in one split."""
@@ -30,7 +30,7 @@ def pixel_counts(split: str, data_label: str) -> np.ndarray:
     return exploration.pixel_counts(exploration.split_arrays(resources.get_data(), split)[0])
 
 
-# One entry: the indices (int64) and 2-D coordinates (float32) of at most 2,000 digits, 32 KB.
+# One entry: the indices (int64) and 2-D coordinates (float32) of at most 2,000 digits, 31 KB.
 # PCA, and t-SNE on each offered size: 3 entries per data source.
 @st.cache_data(max_entries=6, show_spinner="Placing the digits on a map…")
 def pixel_map(method: str, n: int, data_label: str) -> tuple[np.ndarray, np.ndarray]:
@@ -40,7 +40,7 @@ def pixel_map(method: str, n: int, data_label: str) -> tuple[np.ndarray, np.ndar
     return idx, exploration.project(exploration.pixels(x[idx]), method)
 
 
-# One entry: as pixel_map's, 32 KB, for one run; 3 maps for each of 4 recent runs.
+# One entry: as pixel_map's, 31 KB, for one run; 3 maps for each of 4 recent runs.
 @st.cache_data(max_entries=12, show_spinner="Computing what the network sees in each digit…")
 def _feature_map(
     key: str, method: str, n: int, data_label: str, _info: RunInfo
@@ -56,7 +56,7 @@ def feature_map(info: RunInfo, method: str, n: int) -> tuple[np.ndarray, np.ndar
     return _feature_map(info.cache_key, method, n, resources.get_data().label, info)
 
 
-# One entry: 12 images of 28x28 float32, 38 KB; 64 entries are 2.4 MB at most.
+# One entry: 12 images of 28x28 float32, 37 KB; 64 entries are 2.4 MB.
 @st.cache_data(max_entries=64, show_spinner="Augmenting…")
 def augmented(
     split: str, index: int, rotation: float, zoom: float, shift: float, seed: int
@@ -67,7 +67,7 @@ def augmented(
     return exploration.augment_preview(x[index], config, count=exploration.AUGMENTATIONS, seed=seed)
 
 
-# One entry: two 28x28 maps (Grad-CAM, saliency), at most 13 KB; 128 entries are 1.6 MB at most.
+# One entry: two 28x28 float32 maps (Grad-CAM, saliency), 6 KB; 128 entries are 0.8 MB.
 @st.cache_data(max_entries=128, show_spinner="Looking at what the model attends to…")
 def _attention(
     key: str, data_label: str, index: int, digit: int, _info: RunInfo
