@@ -8,13 +8,15 @@ with Playwright, and prints:
 - the interval between chart updates seen in the browser (median);
 - training images/second with the page open against `python -m core train`, same settings;
 - seconds from lifting the mouse to the answer on the Draw page (median of several strokes).
-With --screenshots, saves the README's screenshots of every page there.
+With --screenshots, saves the README's screenshots of every page there (Explore's with the shipped
+default model: dataset, map, preprocessing, augmentation, errors).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -64,6 +66,88 @@ def start_server(data_dir: str, runs: Path) -> tuple[subprocess.Popen, str]:
         except OSError:
             time.sleep(0.2)
     raise RuntimeError("server did not start")
+
+
+EXPLORE_IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+EXPLORE_IMAGES = """() => [...document.querySelectorAll('[data-testid="stImage"] img')]
+  .every(img => img.complete && img.naturalWidth > 0)"""
+EXPLORE_CELL = """([t, p]) => {
+  const gd = document.querySelector('.st-key-explore_cm .js-plotly-plot');
+  const box = gd.getBoundingClientRect(), xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+  return {x: box.left + xa._offset + xa.d2p(p), y: box.top + ya._offset + ya.d2p(t)};
+}"""
+EXPLORE_POINT = """() => {
+  const gd = document.querySelector('.st-key-explore_map_pixels .js-plotly-plot');
+  const t = gd._fullData[0], box = gd.getBoundingClientRect();
+  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, i = Math.floor(t.x.length / 2);
+  return {x: box.left + xa._offset + xa.d2p(t.x[i]), y: box.top + ya._offset + ya.d2p(t.y[i])};
+}"""
+
+
+def explore_scroll(page, heading: str) -> None:
+    """Bring a heading to the top of Streamlit's scrolling main area."""
+    target = page.get_by_text(heading, exact=True)
+    target.scroll_into_view_if_needed()
+    page.evaluate(
+        "(y) => document.querySelector('[data-testid=\"stMain\"]').scrollBy(0, y)",
+        target.bounding_box()["y"] - 60,
+    )
+
+
+def explore_shot(page, path: Path, heading: str | None = None) -> None:
+    """A screenshot of Explore once its run has ended, scrolled to `heading`, without a tooltip."""
+    page.locator(EXPLORE_IDLE).wait_for()
+    if heading is not None:
+        explore_scroll(page, heading)
+    page.wait_for_function(EXPLORE_IMAGES)
+    page.mouse.move(700, 8)
+    page.screenshot(path=path)
+
+
+def explore_click(page, chart: str, point: dict) -> None:
+    """Hover a Plotly point until its tooltip shows, then click it."""
+    page.mouse.move(point["x"], point["y"])
+    page.locator(f"{chart} .hoverlayer .hovertext").first.wait_for()
+    page.mouse.click(point["x"], point["y"])
+
+
+def explore_screenshots(browser, url: str, shots: Path) -> None:
+    """The README's Explore screenshots, each view in the state a visitor would first look at."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(120_000)
+    page.goto(url + "/Explore?run=default")
+    page.get_by_text("#0 · 5", exact=True).wait_for()
+    explore_shot(page, shots / "explore-dataset.png")
+    explore_scroll(page, "A map of the digits")
+    page.get_by_text("Beside it: what the model learned").click()
+    page.locator(".st-key-explore_map_features .js-plotly-plot").wait_for()
+    page.locator(EXPLORE_IDLE).wait_for()
+    explore_click(page, ".st-key-explore_map_pixels", page.evaluate(EXPLORE_POINT))
+    page.get_by_text(re.compile(r"^Selected on the map: ")).wait_for()
+    explore_shot(page, shots / "explore-map.png")
+
+    page.get_by_role("radio", name="Preprocessing").click()
+    page.get_by_text("Show 12 random augmentations of this digit").click()
+    page.get_by_text("draw 12", exact=True).wait_for()
+    explore_shot(
+        page, shots / "explore-preprocessing.png", "The tutorial's preprocessing, on one digit"
+    )
+    explore_shot(page, shots / "explore-augmentation.png", "What augmentation does")
+
+    page.get_by_role("radio", name="Errors").click()
+    page.locator(".st-key-explore_cm .js-plotly-plot").wait_for()
+    page.locator(EXPLORE_IDLE).wait_for()
+    # The second most frequent confusion, as the old browser test showed it.
+    counts = page.evaluate(
+        "() => document.querySelector('.st-key-explore_cm .js-plotly-plot')._fullData[0].z"
+    )
+    off = [(n, t, p) for t, row in enumerate(counts) for p, n in enumerate(row) if t != p]
+    _, true, pred = sorted(off, key=lambda c: (-c[0], c[1], c[2]))[1]
+    explore_scroll(page, "Confusion matrix")
+    explore_click(page, ".st-key-explore_cm", page.evaluate(EXPLORE_CELL, [true, pred]))
+    page.get_by_text(re.compile(rf"^True {true}, predicted {pred}: ")).wait_for()
+    explore_shot(page, shots / "explore-errors.png")
+    page.close()
 
 
 def images_per_second(run_dir: Path) -> float:
@@ -153,6 +237,7 @@ def main() -> None:
             if shots:
                 page.wait_for_timeout(1500)
                 page.screenshot(path=shots / "draw.png", full_page=True)
+                explore_screenshots(browser, url, shots)
             browser.close()
     finally:
         import os

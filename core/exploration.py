@@ -14,6 +14,7 @@ import numpy as np
 from core.data import IMAGE_SIZE, NUM_CLASSES, MnistData, one_hot, preprocess_images
 from core.evaluation import Evaluation
 from core.models import ModelConfig
+from core.runs import RunInfo
 
 SPLITS = ("train", "test")
 GRID_PAGE = 32
@@ -24,6 +25,10 @@ TSNE_SAMPLES = (1000, 2000)
 """Subsample sizes offered for t-SNE (about 2 s and 6 s on 2 cores)."""
 TSNE_PCA_DIMS = 50
 HISTOGRAM_CHUNK = 1 << 16
+SHOWN = 24
+"""Images per gallery (map selection, confusion cell, mistakes, comparison)."""
+AUGMENTATIONS = 12
+"""Random augmentations drawn of one digit."""
 
 
 # ----- the dataset ---------------------------------------------------------------------------
@@ -82,6 +87,20 @@ def page_of(indices: np.ndarray, page: int, per_page: int = GRID_PAGE) -> GridPa
     return GridPage(indices[start : start + per_page], page, pages, len(indices))
 
 
+def grid_caption(grid: GridPage, split: str) -> str:
+    """Which slice of the matches a sample grid shows, and how to read its captions."""
+    first = (grid.page - 1) * GRID_PAGE + 1
+    return (
+        f"{first:,}–{first + len(grid.indices) - 1:,} of {grid.total:,} "
+        f"(page {grid.page} of {grid.pages}). Each caption: index in the {split} set · label."
+    )
+
+
+def label_captions(indices: np.ndarray, labels: np.ndarray) -> list[str]:
+    """Captions "#index · label" for the images at `indices`."""
+    return [f"#{i} · {labels[i]}" for i in indices]
+
+
 @dataclass(frozen=True)
 class ClassStats:
     """Each digit's mean image and pixel spread, both in [0, 1] units of ink."""
@@ -108,6 +127,11 @@ def class_stats(images: np.ndarray, labels: np.ndarray) -> ClassStats:
     return ClassStats(mean, std, counts)
 
 
+def relative_spread(stats: ClassStats) -> np.ndarray:
+    """Each digit's pixel spread scaled so the largest is 1, so it shows as an image."""
+    return stats.std / max(float(stats.std.max()), 1e-6)
+
+
 def pixel_counts(images: np.ndarray) -> np.ndarray:
     """How many pixels take each value 0-255 (a (256,) int64 array)."""
     flat = np.asarray(images, dtype=np.uint8).reshape(-1)
@@ -116,6 +140,14 @@ def pixel_counts(images: np.ndarray) -> np.ndarray:
     for start in range(0, flat.size, HISTOGRAM_CHUNK):
         counts += np.bincount(flat[start : start + HISTOGRAM_CHUNK], minlength=256)
     return counts
+
+
+def background_caption(counts: np.ndarray, split: str) -> str:
+    """What the pixel histogram says: the share of pure black background, and where the ink is."""
+    return (
+        f"{counts[0] / counts.sum():.0%} of the {split} pixels are pure black background; "
+        "the ink is mostly near 255, with soft edges in between."
+    )
 
 
 # ----- the tutorial's preprocessing on one sample --------------------------------------------
@@ -187,6 +219,42 @@ def pixel_text(image: np.ndarray, fmt: str = "{:.0f}") -> list[list[str]]:
     return [[fmt.format(v) for v in row] for row in image.tolist()]
 
 
+def window_rect(rows: slice, cols: slice) -> dict[str, float]:
+    """The corners of a pixel window as a Plotly rectangle (pixel centres are whole numbers)."""
+    return dict(x0=cols.start - 0.5, x1=cols.stop - 0.5, y0=rows.start - 0.5, y1=rows.stop - 0.5)
+
+
+@dataclass(frozen=True)
+class PixelPatch:
+    """A window of one preprocessing step, printed pixel by pixel."""
+
+    key: str
+    title: str
+    values: np.ndarray
+    fmt: str
+    top: float
+    """The colour scale's maximum (255 before scaling, 1 after)."""
+
+
+def pixel_patches(steps: PreprocessingSteps, rows: slice, cols: slice) -> list[PixelPatch]:
+    """The ink window before and after scaling, with the titles and number formats to print."""
+    return [
+        PixelPatch(
+            "before",
+            "2. Reshaped to (28, 28, 1): the boxed patch, 0–255",
+            steps.reshaped[rows, cols, 0],
+            "{:.0f}",
+            255,
+        ),
+        PixelPatch("after", "3. Scaled: float32, 0–1", steps.scaled[rows, cols, 0], "{:.2f}", 1),
+    ]
+
+
+def one_hot_table(steps: PreprocessingSteps) -> dict[str, list[int]]:
+    """The one-hot label as a one-row table, one column per digit."""
+    return {str(d): [int(v)] for d, v in enumerate(steps.one_hot)}
+
+
 # ----- augmentation --------------------------------------------------------------------------
 
 
@@ -226,6 +294,13 @@ def augment_preview(
         return batch[..., 0]
     out = keras.ops.convert_to_numpy(pipeline(batch, training=True))
     return np.clip(out[..., 0], 0.0, 1.0).astype(np.float32)
+
+
+def augmentation_base(run: RunInfo | None) -> tuple[ModelConfig, str]:
+    """The augmentation to start from (the run's when it augments, else the defaults), and whose."""
+    if run is not None and run.config.augment:
+        return run.config, f"as run **{run.name}** trains"
+    return ModelConfig(), "the Train page's defaults"
 
 
 # ----- 2-D maps ------------------------------------------------------------------------------
@@ -272,6 +347,19 @@ def project(features: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndar
     return tsne.fit_transform(features).astype(np.float32)
 
 
+def map_sample(method: str, tsne_samples: int) -> tuple[str, int]:
+    """(method key, how many test digits) a map of "PCA" or "t-SNE" is drawn on."""
+    return ("tsne", tsne_samples) if method == "t-SNE" else ("pca", MAP_SAMPLES)
+
+
+def selection(chosen: list[int], shown: int = SHOWN) -> tuple[list[int], str]:
+    """The distinct digits selected on the maps (the first `shown` of them) and their heading."""
+    chosen = list(dict.fromkeys(chosen))
+    more = f", the first {shown} shown" if len(chosen) > shown else ""
+    heading = f"Selected on the map: {len(chosen):,} digit{'s' * (len(chosen) > 1)}{more}"
+    return chosen[:shown], heading
+
+
 # ----- a model's errors ----------------------------------------------------------------------
 
 
@@ -285,6 +373,17 @@ def error_caption(ev: Evaluation, index: int) -> str:
     """Caption "#1234 7→2 (0.99)": index, true digit, answer and its probability."""
     true, pred = int(ev.labels[index]), int(ev.predictions[index])
     return f"#{int(index)} {true}→{pred} ({float(ev.confidence[index]):.2f})"
+
+
+def cell_heading(true: int, predicted: int, count: int, shown: int = SHOWN) -> str:
+    """What a confusion cell holds: "True 4, predicted 9: 31 images · the 24 surest shown"."""
+    heading = f"True {true}, predicted {predicted}: {count:,} image{'s' if count != 1 else ''}"
+    return heading + (f" · the {shown} surest shown" if count > shown else "")
+
+
+def cell_captions(ev: Evaluation, indices: np.ndarray, true: int, predicted: int) -> list[str]:
+    """Captions with the probability of the answer and of the true digit, for a cell's images."""
+    return [prob_caption(i, ev.probabilities[i], predicted, true) for i in indices]
 
 
 def cell_indices(ev: Evaluation, true: int, predicted: int) -> np.ndarray:
@@ -323,9 +422,20 @@ MISTAKE_VIEWS = {
 }
 
 
-def mistakes(ev: Evaluation, view: str, k: int = 24) -> np.ndarray:
+def mistakes(ev: Evaluation, view: str, k: int = SHOWN) -> np.ndarray:
     """Indices for one of MISTAKE_VIEWS (by its label)."""
     return getattr(ev, MISTAKE_VIEWS[view])(k)
+
+
+def first_mistake(ev: Evaluation) -> int:
+    """The test image shown in detail at first: the first mistake (0 when there is none)."""
+    return int(ev.misclassified[0]) if len(ev.misclassified) else 0
+
+
+def detail_title(index: int, true: int, predicted: int) -> str:
+    """One test digit and the model's answer: "#8: a 5, answered 3 (wrong)"."""
+    verdict = "right" if true == predicted else "wrong"
+    return f"#{index}: a {true}, answered {predicted} ({verdict})"
 
 
 @dataclass(frozen=True)
@@ -354,6 +464,11 @@ def compare(ev_a: Evaluation, ev_b: Evaluation) -> RunComparison:
         only_b=np.flatnonzero(right_b & ~right_a),
         both_wrong=int(np.count_nonzero(~right_a & ~right_b)),
     )
+
+
+def comparison_captions(right: Evaluation, wrong: Evaluation, indices: np.ndarray) -> list[str]:
+    """Captions "#1234 7, not 1": the true digit and the answer of the run that got it wrong."""
+    return [f"#{i} {right.labels[i]}, not {wrong.predictions[i]}" for i in indices]
 
 
 def attention(model, x28: np.ndarray, class_index: int) -> dict[str, np.ndarray]:

@@ -1,4 +1,8 @@
-"""AppTest of the Explore page with tiny trained runs, no run at all, and an unreadable run."""
+"""AppTest of the Explore page with no run at all, tiny trained runs, and an unreadable run.
+
+The views that need no model run on an empty runs folder; the tests that train the two tiny runs
+(a few seconds each, once per module) are marked slow.
+"""
 
 from __future__ import annotations
 
@@ -69,9 +73,10 @@ def reference(runs_dir, mnist):
 
 
 @pytest.fixture(autouse=True)
-def environment(monkeypatch, tmp_path, runs_dir, mnist_dir):
+def environment(monkeypatch, tmp_path, mnist_dir):
+    """Fresh caches and an empty runs folder (the `trained` fixture puts the tiny runs there)."""
     monkeypatch.setenv("MNIST_DIR", str(mnist_dir))
-    monkeypatch.setenv("DIGITLAB_RUNS_DIR", str(runs_dir))
+    monkeypatch.setenv("DIGITLAB_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("DIGITLAB_EXAMPLES_DIR", str(tmp_path / "examples"))
     # Only the tiny runs: the shipped default model would make every test slower.
     monkeypatch.setattr(
@@ -83,6 +88,13 @@ def environment(monkeypatch, tmp_path, runs_dir, mnist_dir):
     resources.get_registry().shutdown()
     st.cache_resource.clear()
     st.cache_data.clear()
+
+
+@pytest.fixture
+def trained(monkeypatch, runs_dir) -> Path:
+    """The page reads the two tiny runs."""
+    monkeypatch.setenv("DIGITLAB_RUNS_DIR", str(runs_dir))
+    return runs_dir
 
 
 def open_explore(run: str | None = "tiny-a", view: str | None = None) -> AppTest:
@@ -123,7 +135,7 @@ def texts(at: AppTest) -> str:
 
 
 def test_dataset_view_shows_shapes_samples_and_statistics(mnist):
-    at = open_explore()
+    at = open_explore(run=None)
     assert "x_train shape: (60000, 28, 28)" in texts(at)
     assert "x_test shape: (10000, 28, 28)" in texts(at)
     labels = mnist.y_train
@@ -138,7 +150,7 @@ def test_dataset_view_shows_shapes_samples_and_statistics(mnist):
 
 
 def test_digit_filter_and_pages(mnist):
-    at = open_explore()
+    at = open_explore(run=None)
     at.selectbox(key="explore_digit").set_value(7).run()
     at.number_input(key="explore_page").set_value(3).run()
     assert not at.exception
@@ -167,7 +179,8 @@ def test_no_model_at_all_keeps_the_dataset_and_says_how_to_get_one(monkeypatch, 
     assert any("Train" in str(link.proto.label) for link in at.get("page_link"))
 
 
-def test_errors_view_matches_model_evaluate_and_an_independent_count(reference, mnist):
+@pytest.mark.slow
+def test_errors_view_matches_model_evaluate_and_an_independent_count(trained, reference, mnist):
     at = open_explore(view="Errors")
     ref = reference["tiny-a"]
     metrics = {m.label: m.value for m in at.metric}
@@ -214,7 +227,8 @@ def test_errors_view_matches_model_evaluate_and_an_independent_count(reference, 
     assert np.allclose(table["recall %"].to_numpy(), np.round(recall * 100, 2))
 
 
-def test_empty_cell_and_a_perfect_model_show_empty_states(monkeypatch, mnist):
+@pytest.mark.slow
+def test_empty_cell_and_a_perfect_model_show_empty_states(trained, monkeypatch, mnist):
     perfect = evaluate_probabilities(one_hot(mnist.y_test), mnist.y_test)
     monkeypatch.setattr(resources, "get_evaluation", lambda info: perfect)
     at = open_explore(view="Errors")
@@ -231,7 +245,8 @@ def test_empty_cell_and_a_perfect_model_show_empty_states(monkeypatch, mnist):
     assert "No digit matches these filters" in texts(at)
 
 
-def test_two_runs_side_by_side(reference, mnist):
+@pytest.mark.slow
+def test_two_runs_side_by_side(trained, reference, mnist):
     at = open_explore(view="Errors")
     at.selectbox(key="explore_compare").set_value("tiny-b").run()
     assert not at.exception
@@ -244,6 +259,7 @@ def test_two_runs_side_by_side(reference, mnist):
     assert np.allclose(decode(chart["data"][0]["y"]), per_class, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_unreadable_run_gives_a_clear_message_and_the_page_stays_usable(
     runs_dir, tmp_path, monkeypatch
 ):
@@ -261,7 +277,7 @@ def test_unreadable_run_gives_a_clear_message_and_the_page_stays_usable(
 
 
 def test_preprocessing_and_augmentation(mnist):
-    at = open_explore(view="Preprocessing")
+    at = open_explore(run=None, view="Preprocessing")
     at.number_input(key="explore_pre_index").set_value(7).run()
     label = int(mnist.y_train[7])
     code = at.code[0].value
@@ -280,7 +296,8 @@ def test_preprocessing_and_augmentation(mnist):
     assert sum(c.startswith("draw ") for c in captions(at)) == 12
 
 
-def test_maps_wait_for_the_user(mnist):
+@pytest.mark.slow
+def test_maps_wait_for_the_user(trained, mnist):
     at = open_explore()
     maps = [f for f in figures(at) if f["data"][0]["type"] == "scattergl"]
     assert len(maps) == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from core import exploration as ex
 from core.data import MnistData
 from core.evaluation import evaluate_probabilities
 from core.models import ModelConfig, build_model
+from core.runs import RunInfo
 
 # A small known case: 12 images of digits 0, 1, 2 with hand-chosen answers.
 LABELS = np.array([0, 0, 0, 0, 1, 1, 1, 2, 2, 2, 2, 2])
@@ -132,7 +134,49 @@ def test_compare_two_runs():
         ex.compare(a, other)
 
 
+def test_captions_of_cells_details_and_comparisons():
+    ev = known_evaluation(confidence=0.7)
+    assert ex.cell_heading(0, 2, 1) == "True 0, predicted 2: 1 image"
+    assert ex.cell_heading(4, 9, 24) == "True 4, predicted 9: 24 images"
+    assert ex.cell_heading(4, 9, 1_234) == "True 4, predicted 9: 1,234 images · the 24 surest shown"
+    # Image 3 is a 0 answered 2 with p(2) = 0.7 and p(0) = 0.3 / 9.
+    assert ex.cell_captions(ev, np.array([3]), 0, 2) == ["#3 p(2)=0.70 p(0)=0.03"]
+    assert ex.first_mistake(ev) == 2
+    perfect = evaluate_probabilities(np.eye(10, dtype=np.float32)[LABELS], LABELS)
+    assert ex.first_mistake(perfect) == 0
+    assert ex.detail_title(3, 0, 2) == "#3: a 0, answered 2 (wrong)"
+    assert ex.detail_title(0, 0, 0) == "#0: a 0, answered 0 (right)"
+    # Image 10 is a 2 that `ev` answers 1.
+    assert ex.comparison_captions(perfect, ev, np.array([10])) == ["#10 2, not 1"]
+
+
 # ----- the dataset ---------------------------------------------------------------------------
+
+
+def test_grid_and_label_captions():
+    labels = np.array([3, 1, 3, 3, 0, 3, 1])
+    grid = ex.page_of(np.arange(70), 2)
+    assert ex.grid_caption(grid, "test") == (
+        "33–64 of 70 (page 2 of 3). Each caption: index in the test set · label."
+    )
+    last = ex.page_of(np.arange(70), 3)
+    assert ex.grid_caption(last, "train").startswith("65–70 of 70 (page 3 of 3).")
+    assert ex.label_captions(np.array([4, 0]), labels) == ["#4 · 0", "#0 · 3"]
+
+
+def test_relative_spread_and_background_caption():
+    std = np.zeros((10, 28, 28), np.float32)
+    std[3, 5, 5], std[7, 0, 0] = 0.4, 0.2
+    stats = ex.ClassStats(np.zeros_like(std), std, np.ones(10, np.int64))
+    spread = ex.relative_spread(stats)
+    assert spread[3, 5, 5] == pytest.approx(1.0) and spread[7, 0, 0] == pytest.approx(0.5)
+    flat = ex.ClassStats(std * 0, std * 0, np.ones(10, np.int64))
+    assert ex.relative_spread(flat).max() == 0
+    counts = np.zeros(256, np.int64)
+    counts[0], counts[255] = 3, 1
+    assert ex.background_caption(counts, "train").startswith(
+        "75% of the train pixels are pure black background"
+    )
 
 
 def test_filter_and_page_against_a_hand_count():
@@ -219,6 +263,20 @@ def test_ink_window_is_centred_on_the_ink_and_stays_inside():
     assert ex.pixel_text(np.array([[0, 12], [255, 3]])) == [["0", "12"], ["255", "3"]]
 
 
+def test_window_rect_patches_and_one_hot_table():
+    image = np.zeros((28, 28), np.uint8)
+    image[10:14, 12:16] = 255
+    image[10, 12] = 51
+    steps = ex.preprocessing_steps(image, 4)
+    rows, cols = slice(8, 16), slice(10, 18)
+    assert ex.window_rect(rows, cols) == dict(x0=9.5, x1=17.5, y0=7.5, y1=15.5)
+    before, after = ex.pixel_patches(steps, rows, cols)
+    assert (before.key, before.top, after.key, after.top) == ("before", 255, "after", 1)
+    assert before.values.shape == (8, 8) and before.values[2, 2] == 51
+    assert after.values[2, 2] == pytest.approx(0.2) and after.values[3, 3] == 1.0
+    assert ex.one_hot_table(steps) == {str(d): [int(d == 4)] for d in range(10)}
+
+
 # ----- augmentation --------------------------------------------------------------------------
 
 
@@ -256,6 +314,16 @@ def test_augment_preview_is_random_but_reproducible():
     assert a[:, :3, :3].max() == 0 and a[:, -3:, -3:].max() == 0
     same = ex.augment_preview(image, ModelConfig(rotation=0, zoom=0, shift=0), count=2)
     assert np.allclose(same, image / 255.0)
+
+
+def test_augmentation_base_is_the_run_when_it_augments():
+    plain = ModelConfig()
+    assert ex.augmentation_base(None) == (plain, "the Train page's defaults")
+    augmenting = ModelConfig(augment=True, rotation=20.0, zoom=0.05, shift=0.05)
+    run = RunInfo("r1", Path("runs/r1"), augmenting, {}, {})
+    assert ex.augmentation_base(run) == (augmenting, "as run **r1** trains")
+    run.config = dataclasses.replace(augmenting, augment=False)
+    assert ex.augmentation_base(run) == (plain, "the Train page's defaults")
 
 
 # ----- maps ----------------------------------------------------------------------------------
@@ -301,6 +369,16 @@ def test_pixels_are_scaled_rows():
     images = np.full((3, 28, 28), 255, np.uint8)
     rows = ex.pixels(images)
     assert rows.shape == (3, 784) and rows.dtype == np.float32 and rows.max() == 1.0
+
+
+def test_map_sample_and_selection():
+    assert ex.map_sample("PCA", 1000) == ("pca", ex.MAP_SAMPLES)
+    assert ex.map_sample("t-SNE", 1000) == ("tsne", 1000)
+    assert ex.selection([5, 2, 5]) == ([5, 2], "Selected on the map: 2 digits")
+    assert ex.selection([7]) == ([7], "Selected on the map: 1 digit")
+    chosen, heading = ex.selection(list(range(30)) * 2, shown=24)
+    assert chosen == list(range(24))
+    assert heading == "Selected on the map: 30 digits, the first 24 shown"
 
 
 # ----- model features and attention ----------------------------------------------------------
