@@ -1,6 +1,7 @@
 """Draw page: the per-stroke work in process, and mouse-up to answer in a real browser.
 
     python benchmarks/bench_draw_page.py [--run default] [--strokes 10] [--repeats 200]
+                                         [--screenshots docs/screenshots]
 
 First times core.draw_session.read, everything the page computes for a finished stroke
 (preprocessing, one compiled prediction, the calibrated verdict), on a 7 drawn on a 280x280 RGBA
@@ -9,7 +10,8 @@ model is there), opens the Draw page in headless Chromium, and draws alternately
 the mouse on the real canvas, clearing in between. For each drawing it records, inside the page,
 the moment of the mouse-up and the first animation frame in which the big answer shows the expected
 digit; prints the median and the worst of those delays. The first drawing, which warms the model's
-compiled functions up, is reported on its own line.
+compiled functions up, is reported on its own line. With --screenshots DIR, then saves the Draw
+page's screenshots there (draw-empty, -answer, -why, -unsure, -upload.png), as in the README.
 """
 
 from __future__ import annotations
@@ -48,6 +50,9 @@ document.addEventListener("pointerup", () => { window.__lifted = performance.now
 # Strokes in canvas pixels, and the digit the default model reads in each.
 SEVEN = [(60, 55), (210, 55), (120, 240)]
 ONE = [(140, 40), (135, 245)]
+SCRIBBLE = [(30, 40), (250, 60), (40, 110), (240, 150), (30, 200), (250, 240)]
+INVITATION = "Draw a digit on the black square"
+WAIT = 60_000
 
 
 @contextmanager
@@ -148,7 +153,7 @@ def measure(url: str, run: str, strokes: int) -> list[float]:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.add_init_script(RECORD_LIFT)
         page.goto(f"{url}/Draw?run={run}")
-        invitation = page.get_by_text("Draw a digit on the black square")
+        invitation = page.get_by_text(INVITATION)
         expect(invitation).to_be_visible(timeout=120_000)
         for i in range(strokes):
             box = canvas_box(page, clears=i)
@@ -156,9 +161,74 @@ def measure(url: str, run: str, strokes: int) -> list[float]:
             stroke(page, box, points)
             delays.append(seconds_to_answer(page, digit))
             page.get_by_role("button", name="Clear", exact=True).click()
-            expect(invitation).to_be_visible(timeout=60_000)
+            expect(invitation).to_be_visible(timeout=WAIT)
         browser.close()
     return delays
+
+
+def screenshots(url: str, run: str, folder: Path, upload: np.ndarray) -> list[Path]:
+    """The Draw page's screenshots: empty, a 7 and why not a 1, a scribble, an uploaded photo."""
+    from PIL import Image
+    from playwright.sync_api import expect, sync_playwright
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw, tempfile.TemporaryDirectory() as tmp:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        shoot_a_seven(open_draw(browser, url, run), folder)
+        page = open_draw(browser, url, run)
+        stroke(page, canvas_box(page, clears=0), SCRIBBLE)
+        expect_text(page, "best guess, not sure")
+        shot(page, folder / "draw-unsure.png")
+        photo = Path(tmp) / "two.png"
+        Image.fromarray(upload).save(photo)
+        page = open_draw(browser, url, run)
+        page.get_by_role("radio", name="Upload").click()
+        page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(photo))
+        expect(page.get_by_test_id("draw-answer")).to_be_visible(timeout=WAIT)
+        shot(page, folder / "draw-upload.png")
+        browser.close()
+    return sorted(folder.glob("draw-*.png"))
+
+
+def shoot_a_seven(page, folder: Path) -> None:
+    """Empty, then a 7 and its answer, then why it is not a 1 (Saliency)."""
+    shot(page, folder / "draw-empty.png", charts=0)
+    stroke(page, canvas_box(page, clears=0), SEVEN)
+    seconds_to_answer(page, "7")
+    shot(page, folder / "draw-answer.png")
+    page.get_by_role("radio", name="Saliency").click()
+    page.get_by_role("combobox", name="For the digit").click()
+    page.get_by_role("option", name="why not a 1?").click()
+    expect_text(page, "The model gives 1 a probability of")
+    page.get_by_role("heading", name="Why").scroll_into_view_if_needed()
+    shot(page, folder / "draw-why.png", charts=2)
+
+
+def open_draw(browser, url: str, run: str):
+    """A new 1400x1000 tab on the Draw page, once it invites to draw."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(WAIT)
+    page.add_init_script(RECORD_LIFT)
+    page.goto(f"{url}/Draw?run={run}")
+    expect_text(page, INVITATION, timeout=120_000)
+    return page
+
+
+def expect_text(page, text: str, timeout: int = WAIT) -> None:
+    """Wait until `text` shows on the page."""
+    from playwright.sync_api import expect
+
+    expect(page.get_by_text(text).first).to_be_visible(timeout=timeout)
+
+
+def shot(page, path: Path, charts: int = 1) -> None:
+    """A screenshot once the page's first `charts` Plotly charts are drawn."""
+    from playwright.sync_api import expect
+
+    if charts:
+        drawn = page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot")
+        expect(drawn.nth(charts - 1)).to_be_visible(timeout=WAIT)
+    page.screenshot(path=str(path))
 
 
 def in_process(run: str, runs_dir: Path, repeats: int) -> list[float]:
@@ -192,6 +262,7 @@ def main() -> None:
     parser.add_argument("--runs-dir", default=str(ROOT / "runs"))
     parser.add_argument("--strokes", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--screenshots", help="folder to save the Draw page's screenshots in")
     args = parser.parse_args()
     reads = in_process(args.run, Path(args.runs_dir), args.repeats)
     print(f"Draw page, run {args.run}: one finished stroke in process (draw_session.read)")
@@ -204,6 +275,9 @@ def main() -> None:
         streamlit_server(Path(args.runs_dir), Path(examples)) as url,
     ):
         delays = measure(url, args.run, args.strokes + 1)
+        shots = (
+            screenshots(url, args.run, Path(args.screenshots), photo()) if args.screenshots else []
+        )
     cold, warm = delays[0], delays[1:]
     print(f"Draw page, run {args.run}: mouse-up to answer in the browser")
     print(f"  first drawing (cold)  {cold * 1000:6.0f} ms")
@@ -211,6 +285,18 @@ def main() -> None:
         f"  next {len(warm)} drawings     median {statistics.median(warm) * 1000:6.0f} ms, "
         f"worst {max(warm) * 1000:6.0f} ms"
     )
+    for path in shots:
+        print(f"screenshot: {path}")
+
+
+def photo() -> np.ndarray:
+    """A real test digit (a 2), dark ink on light paper, at a size no canvas has."""
+    from PIL import Image
+
+    from core.data import load_mnist
+
+    data = load_mnist(os.environ.get("MNIST_DIR", ROOT.parent / "shared" / "data" / "mnist"))
+    return 255 - np.asarray(Image.fromarray(data.x_test[1]).resize((300, 300)))
 
 
 if __name__ == "__main__":

@@ -131,3 +131,37 @@ METHODS: dict[str, Method] = {
 def explanation(model, x28: np.ndarray, method: str, target: int) -> np.ndarray:
     """The (28, 28) map of `method` (a METHODS name) for class `target`."""
     return METHODS[method].compute(model, x28, int(target))
+
+
+def a(digit: int) -> str:
+    """'a 7', 'an 8': a digit with its article, for the page's sentences."""
+    return f"an {digit}" if digit == 8 else f"a {digit}"
+
+
+def pct(p: float) -> str:
+    """A probability in percent; tiny ones as "<0.1%" rather than a misleading "0.0%"."""
+    return f"{p:.1%}" if p >= 0.001 else "<0.1%"
+
+
+def target_option(digit: int | None, predicted: int | None) -> str:
+    """How the "For the digit" picker names a choice (None stands for the answer itself)."""
+    if digit is None:
+        return "the answer" + ("" if predicted is None else f" ({predicted})")
+    if digit == predicted:
+        return f"{digit} (the answer)"
+    return f"why not {a(digit)}?"
+
+
+def target_text(target: int, predicted: int, probs: np.ndarray) -> str:
+    """What a map for `target` says, beside the model's probability for it and for its answer."""
+    if target == predicted:
+        return (
+            f"The model gives **{target}** a probability of **{pct(probs[target])}**: "
+            "the highlighted pixels are what it based that on."
+        )
+    return (
+        f"The model gives **{target}** a probability of **{pct(probs[target])}**, "
+        f"against {pct(probs[predicted])} for its answer {predicted}. "
+        f"The highlighted pixels are what speaks for {a(target)}; where they are missing is "
+        f"why it is not one."
+    )

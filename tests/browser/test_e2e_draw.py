@@ -14,14 +14,10 @@ from playwright.sync_api import expect
 from tests.browser.support import ROOT, assert_no_exception
 
 pytestmark = pytest.mark.browser
-SHOTS = ROOT / "docs" / "screenshots"
 INVITATION = "Draw a digit on the black square"
-# Record when the mouse (or finger) is lifted, to time the answer from there.
-RECORD_LIFT = """
-for (const kind of ["pointerup", "touchend"]) {
-  document.addEventListener(kind, () => { window.__lifted = performance.now(); }, true);
-}
-"""
+WAIT = 60_000
+"""Milliseconds any wait may take: sized for a busy 2-core machine (the answer's speed is measured
+by benchmarks/bench_draw_page.py, which also retakes the README's Draw screenshots)."""
 
 
 @pytest.fixture(autouse=True)
@@ -34,9 +30,9 @@ def canvas_box(p, clears: int = 0) -> dict:
     """The bounding box of the canvas after `clears` Clears, once mounted (each Clear mounts a new
     canvas under a new key; the old one lingers until the rerun ends)."""
     canvas = p.locator(f".st-key-draw_canvas_{clears} canvas.upper-canvas")
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + WAIT / 1000
     while True:
-        expect(canvas).to_be_visible(timeout=60_000)
+        expect(canvas).to_be_visible(timeout=WAIT)
         box = canvas.bounding_box()
         if box is not None:
             return box
@@ -46,9 +42,9 @@ def canvas_box(p, clears: int = 0) -> dict:
 
 def open_draw(p, app_server) -> dict:
     """Open Draw on the default model; the canvas's bounding box."""
-    p.add_init_script(RECORD_LIFT)
+    p.set_default_timeout(WAIT)
     p.goto(app_server.url + "/Draw?run=default")
-    expect(p.get_by_text(INVITATION)).to_be_visible(timeout=60_000)
+    expect(p.get_by_text(INVITATION)).to_be_visible(timeout=WAIT)
     return canvas_box(p)
 
 
@@ -61,59 +57,35 @@ def stroke(p, box: dict, points: list[tuple[float, float]]) -> None:
     p.mouse.up()
 
 
-def answer_seconds(p, digit: str) -> float:
-    """Wait until the big answer reads `digit`; seconds from the last lift to that frame."""
-    ms = p.wait_for_function(
-        """digit => {
-            const el = document.querySelector("[data-testid='draw-answer']");
-            return el && el.textContent.trim() === digit && performance.now() - window.__lifted;
-        }""",
-        arg=digit,
-        polling="raf",
-        timeout=30_000,
-    ).json_value()
-    return ms / 1000
-
-
-def shot(p, name: str, charts: int = 1) -> None:
-    """A README screenshot, once the page's first `charts` Plotly charts are drawn."""
-    if charts:
-        drawn = p.locator("[data-testid='stPlotlyChart'] .js-plotly-plot")
-        expect(drawn.nth(charts - 1)).to_be_visible(timeout=30_000)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    p.screenshot(path=str(SHOTS / f"draw-{name}.png"))
+def expect_answer(p, digit: str) -> None:
+    """Wait until the big answer reads `digit`."""
+    expect(p.get_by_test_id("draw-answer")).to_have_text(digit, timeout=WAIT)
 
 
 def test_draw_a_seven_see_why_clear_then_a_one(page, app_server):
     box = open_draw(page, app_server)
-    shot(page, "empty", charts=0)
     # A 7: a bar across the top, then down to the lower left.
     stroke(page, box, [(60, 55), (210, 55), (120, 240)])
-    seconds = answer_seconds(page, "7")
-    print(f"mouse-up to answer: {seconds:.3f} s")
-    assert seconds < 5.0
-    expect(page.get_by_text("4. centred by mass in 28×28")).to_be_visible()
-    expect(page.get_by_text("Top three:")).to_be_visible()
+    expect_answer(page, "7")
+    expect(page.get_by_text("4. centred by mass in 28×28")).to_be_visible(timeout=WAIT)
+    expect(page.get_by_text("Top three:")).to_be_visible(timeout=WAIT)
     assert_no_exception(page)
-    shot(page, "answer")
     # Why not a 1? A map over the input for the class the visitor picks.
     page.get_by_role("radio", name="Saliency").click()
     page.get_by_role("combobox", name="For the digit").click()
     page.get_by_role("option", name="why not a 1?").click()
-    expect(page.get_by_text("The model gives 1 a probability of")).to_be_visible()
-    page.get_by_role("heading", name="Why").scroll_into_view_if_needed()
+    expect(page.get_by_text("The model gives 1 a probability of")).to_be_visible(timeout=WAIT)
     assert_no_exception(page)
-    shot(page, "why", charts=2)
     # Every convolution layer's activations: the probabilities and two grids.
     page.get_by_role("radio", name="Activations").click()
-    expect(page.get_by_test_id("stPlotlyChart")).to_have_count(3)
-    expect(page.get_by_role("combobox", name="For the digit")).to_be_disabled()
+    expect(page.get_by_test_id("stPlotlyChart")).to_have_count(3, timeout=WAIT)
+    expect(page.get_by_role("combobox", name="For the digit")).to_be_disabled(timeout=WAIT)
     assert_no_exception(page)
     # Clear, then a 1: one vertical stroke.
     page.get_by_role("button", name="Clear", exact=True).click()
-    expect(page.get_by_text(INVITATION)).to_be_visible(timeout=30_000)
+    expect(page.get_by_text(INVITATION)).to_be_visible(timeout=WAIT)
     stroke(page, canvas_box(page, clears=1), [(140, 40), (135, 245)])
-    answer_seconds(page, "1")
+    expect_answer(page, "1")
     assert_no_exception(page)
 
 
@@ -140,7 +112,7 @@ def test_draw_with_a_finger_on_a_touch_screen(browser, app_server):
         for i in range(1, 21):
             touch("touchMove", 210 - i * 4.5, 50 + i * 9.5)
         touch("touchEnd")
-        answer_seconds(p, "7")
+        expect_answer(p, "7")
         assert_no_exception(p)
     finally:
         context.close()
@@ -150,10 +122,9 @@ def test_a_scribble_is_flagged_not_read_as_a_digit(page, app_server):
     box = open_draw(page, app_server)
     # Zigzags over the whole square: nothing like a digit.
     stroke(page, box, [(30, 40), (250, 60), (40, 110), (240, 150), (30, 200), (250, 240)])
-    expect(page.get_by_text("best guess, not sure")).to_be_visible(timeout=30_000)
-    expect(page.get_by_test_id("stAlertContentWarning")).to_be_visible()
+    expect(page.get_by_text("best guess, not sure")).to_be_visible(timeout=WAIT)
+    expect(page.get_by_test_id("stAlertContentWarning")).to_be_visible(timeout=WAIT)
     assert_no_exception(page)
-    shot(page, "unsure")
 
 
 def test_upload_a_photo_of_a_digit_or_a_bad_file(page, app_server, mnist, tmp_path: Path):
@@ -167,10 +138,9 @@ def test_upload_a_photo_of_a_digit_or_a_bad_file(page, app_server, mnist, tmp_pa
     page.get_by_role("radio", name="Upload").click()
     uploader = page.locator('[data-testid="stFileUploaderDropzoneInput"]')
     uploader.set_input_files(str(photo))
-    expect(page.get_by_test_id("draw-answer")).to_have_text(str(mnist.y_test[1]), timeout=30_000)
+    expect_answer(page, str(mnist.y_test[1]))
     assert_no_exception(page)
-    shot(page, "upload")
     uploader.set_input_files(str(garbage))
-    expect(page.get_by_text("not an image Digit Lab can read")).to_be_visible(timeout=30_000)
-    expect(page.get_by_test_id("draw-answer")).to_have_count(0)
+    expect(page.get_by_text("not an image Digit Lab can read")).to_be_visible(timeout=WAIT)
+    expect(page.get_by_test_id("draw-answer")).to_have_count(0, timeout=WAIT)
     assert_no_exception(page)

@@ -52,7 +52,7 @@ def canvas(monkeypatch) -> FakeCanvas:
     fake = FakeCanvas()
     module = types.ModuleType("streamlit_drawable_canvas")
     module.st_canvas = fake
-    # The page imports st_canvas from this module on every run.
+    # ui.draw imports st_canvas from this module each time it draws the canvas.
     monkeypatch.setitem(sys.modules, "streamlit_drawable_canvas", module)
     return fake
 

@@ -1,0 +1,294 @@
+"""The Draw page's Streamlit pieces: the input, the answer, what the model sees, why, teach it back.
+
+Each function draws one part of the page; `pages/3_Draw.py` lays them out. The work on a drawing
+(preprocessing, prediction, explanations, wording) lives in `core.draw_session`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from core import charts, draw_session, drawing, explain
+from core.draw_session import Reading, a, pct
+from core.models import estimate_training_seconds, preset
+from core.runs import RunError
+from ui import resources
+
+CANVAS = 280
+"""Side of the drawing square in pixels."""
+VIEWS = [*draw_session.METHODS, "Activations"]
+BIG = (
+    "<div style='text-align:center;opacity:0.7'>{label}</div><div {attrs} style='font-size:7rem;"
+    "font-weight:700;line-height:1;text-align:center;opacity:{opacity}'>{text}</div>"
+)
+"""The big digit (or "?") with its label above."""
+HTML = {"unsafe_allow_html": True}
+VIEW_HELP = (
+    "Grad-CAM: where the last convolution layer found evidence. Saliency: the pixels the "
+    "score is most sensitive to. Occlusion: what covering each patch does to the probability. "
+    "Activations: what every convolution layer's filters respond to."
+)
+
+
+def new_input() -> None:
+    """A new drawing or upload: explain its own answer, and forget the label picked before."""
+    st.session_state["draw_target"] = None
+    st.session_state["draw_label"] = None
+
+
+def clear_canvas() -> None:
+    """Clear: a new key mounts an empty canvas."""
+    st.session_state["draw_canvas_id"] += 1
+    new_input()
+
+
+def save_example(x28: np.ndarray | None, label: int | None, fingerprint: str | None) -> None:
+    """Teach it back: keep the 28x28 input with the visitor's label (once per drawing)."""
+    try:
+        resources.get_examples().add(x28, label)
+        error = None
+    except (RunError, ValueError) as exc:
+        error = str(exc)
+    st.session_state["draw_saved"] = {"fingerprint": fingerprint, "label": label, "error": error}
+
+
+def no_model() -> None:
+    """Say that there is no model to ask, and how long training one takes."""
+    seconds = estimate_training_seconds(preset("fast"))
+    st.info(
+        "There is no model to ask yet: no run has been trained and the default model that ships "
+        "in `models/default/` is missing. Train one on the Train page (the **fast** preset takes "
+        f"about {seconds / 60:.0f} minute(s) here), then come back and pick it under **Model**.",
+        icon=":material/info:",
+    )
+    st.page_link(
+        "pages/1_Train.py",
+        label="Train the fast preset",
+        icon=":material/model_training:",
+        query_params={"preset": "fast"},
+    )
+
+
+def source_picker() -> str:
+    """Draw or Upload; a change starts a new input."""
+    return st.segmented_control(
+        "Input",
+        ["Draw", "Upload"],
+        default="Draw",
+        required=True,
+        key="draw_source",
+        on_change=new_input,
+        label_visibility="collapsed",
+    )
+
+
+def canvas_input() -> np.ndarray | None:
+    """The drawing square with its brush width and Clear; the RGBA drawing, or None."""
+    # Imported per call: the component declares itself on import, which needs a running app,
+    # and the page tests put a stand-in in its place.
+    from streamlit_drawable_canvas import st_canvas
+
+    result = st_canvas(
+        stroke_width=st.session_state.get("draw_brush", 18),
+        stroke_color="#FFFFFF",
+        background_color="#000000",
+        height=CANVAS,
+        width=CANVAS,
+        drawing_mode="freedraw",
+        update_streamlit=True,
+        return_image_data=True,
+        key=f"draw_canvas_{st.session_state.draw_canvas_id}",
+        on_change=new_input,
+    )
+    brush, clear = st.columns([0.7, 0.3], vertical_alignment="bottom")
+    brush.slider("Brush width", 6, 40, 18, key="draw_brush")
+    clear.button("Clear", icon=":material/delete:", key="draw_clear", on_click=clear_canvas)
+    return result.image_data if result is not None else None
+
+
+def upload_input() -> np.ndarray | None:
+    """The file uploader; the decoded picture, or None (with a message when it is unusable)."""
+    upload = st.file_uploader(
+        "A PNG or JPEG of one digit: dark on light or light on dark, any size",
+        type=["png", "jpg", "jpeg"],
+        key="draw_upload",
+        on_change=new_input,
+    )
+    if upload is None:
+        return None
+    try:
+        return draw_session.load_upload(upload.getvalue())
+    except drawing.ImageError as exc:
+        st.error(f"{upload.name}: {exc}", icon=":material/broken_image:")
+        return None
+
+
+def answer_panel(
+    reading: Reading | None,
+    calibration: explain.Calibration | None,
+    source: str,
+    image: np.ndarray | None,
+) -> None:
+    """The big digit, its confidence and top three (or an invitation), then every probability."""
+    big, info = st.columns([0.3, 0.7], vertical_alignment="center")
+    if reading is None:
+        waiting(big, info, source, image)
+    else:
+        answer(big, info, reading.verdict, calibration)
+    probs = reading.probs if reading is not None else np.zeros(10)
+    st.plotly_chart(charts.probability_bars(probs), key="draw_probs")
+
+
+def waiting(big, info, source: str, image: np.ndarray | None) -> None:
+    """A faded "?" and what to do, laid out as the answer will be."""
+    label = "no drawing yet" if source == "Draw" else "no image yet"
+    big.markdown(BIG.format(label=label, attrs="", opacity=0.2, text="?"), **HTML)
+    with info:
+        if source == "Draw":
+            st.markdown("### :material/gesture: Draw a digit on the black square")
+            st.write(
+                "Use most of the square, as on paper. The answer, the probability of every "
+                "digit and the pixels that drove it will appear here."
+            )
+        else:
+            st.markdown("### :material/upload: Upload a picture of a digit")
+            st.write("A photo or scan of one handwritten digit; it goes through the same steps.")
+            if image is not None:
+                st.warning("This image has no visible ink: upload a picture of a digit.")
+        st.metric("Confidence", "–")
+
+
+def answer(big, info, verdict: explain.Verdict, calibration: explain.Calibration | None) -> None:
+    """The big answer (faded when unsure), its confidence, the top three and the verdict."""
+    big.markdown(
+        BIG.format(
+            label="best guess, not sure" if verdict.unsure else "the answer",
+            attrs="data-testid='draw-answer'",
+            opacity=0.45 if verdict.unsure else 1,
+            text=verdict.predicted,
+        ),
+        **HTML,
+    )
+    with info:
+        st.metric("Confidence", f"{verdict.confidence:.1%}", help=calibration.rule)
+        st.markdown("Top three: " + " · ".join(f"**{d}** {pct(p)}" for d, p in verdict.top3))
+        if verdict.unsure:
+            st.warning(verdict.reason, icon=":material/help:")
+        else:
+            st.caption(
+                f"Sure: at least {calibration.confidence_threshold:.0%} confident, and close "
+                f"to the digits seen in training (thresholds measured on "
+                f"{calibration.samples:,} validation digits)."
+            )
+
+
+def stages(reading: Reading | None) -> None:
+    """The four preprocessing stages side by side (black squares before a drawing)."""
+    views = draw_session.stage_views(reading.stages if reading is not None else None)
+    for col, (img, caption) in zip(st.columns(4), views, strict=True):
+        col.image(img, caption=caption, width=180)
+    if reading is not None and reading.stages.stroke_note:
+        st.caption(f"Also: {reading.stages.stroke_note}.")
+
+
+def naive_comparison(
+    reading: Reading | None,
+    image: np.ndarray | None,
+    predictor: explain.Predictor,
+    surface: str,
+) -> None:
+    """A toggle to compare with the whole `surface` squeezed to 28x28, and what the model says."""
+    on = st.toggle(
+        f"Compare with a naive resize of the whole {surface}",
+        key="draw_naive",
+        disabled=reading is None,
+    )
+    if not on or reading is None:
+        return
+    naive, naive_probs = draw_session.naive_reading(image, predictor)
+    verdict = reading.verdict
+    c1, c2 = st.columns([0.25, 0.75])
+    c1.image(drawing.enlarge(naive, 6), caption=f"the whole {surface} squeezed to 28×28", width=180)
+    c2.markdown(
+        f"Without cropping and centring, the model answers **{int(naive_probs.argmax())}** "
+        f"({naive_probs.max():.0%}) instead of **{verdict.predicted}** "
+        f"({verdict.confidence:.0%})."
+    )
+    c2.plotly_chart(charts.probability_bars(naive_probs), key="draw_naive_probs")
+
+
+def explanation_pickers(reading: Reading | None) -> tuple[str, int | None]:
+    """The explanation and the digit to explain; (view, target), target None before a drawing."""
+    c1, c2 = st.columns(2)
+    view = c1.segmented_control(
+        "Explanation",
+        VIEWS,
+        default="Grad-CAM",
+        required=True,
+        key="draw_view",
+        disabled=reading is None,
+        help=VIEW_HELP,
+    )
+    predicted = reading.verdict.predicted if reading is not None else None
+    chosen = c2.selectbox(
+        "For the digit",
+        [None, *range(10)],
+        format_func=lambda d: draw_session.target_option(d, predicted),
+        key="draw_target",
+        required=True,
+        disabled=reading is None or view == "Activations",
+    )
+    return view, predicted if chosen is None else int(chosen)
+
+
+def activations(model, reading: Reading) -> None:
+    """What every convolution layer's filters respond to in the drawing."""
+    st.caption("What each convolution layer's filters respond to in your digit (first 16 filters).")
+    for layer in explain.activations(model, reading.x28):
+        h, w, n = layer.array.shape
+        st.plotly_chart(
+            charts.activation_grid(layer.array, title=f"{layer.name}: {h}×{w}, {n} filters"),
+            key=f"draw_act_{layer.name}",
+        )
+
+
+def explanation_map(model, reading: Reading, view: str, target: int) -> None:
+    """The `view` map for `target` over the input, with what it shows and the probabilities."""
+    method = draw_session.METHODS[view]
+    heat = draw_session.explanation(model, reading.x28, view, target)
+    c1, c2 = st.columns([0.45, 0.55])
+    c1.plotly_chart(
+        charts.overlay_figure(reading.x28, heat, f"{view} for {target}", method.signed),
+        key="draw_heat",
+    )
+    c2.markdown(f"**{view}** shows {method.meaning}.")
+    c2.markdown(draw_session.target_text(target, reading.verdict.predicted, reading.probs))
+
+
+def teach_back(reading: Reading | None) -> None:
+    """Pick the digit meant and save the drawing with it; then say so, or why it failed."""
+    saved = st.session_state.get("draw_saved") or {}
+    this = reading is not None and saved.get("fingerprint") == reading.fingerprint
+    already = this and saved["error"] is None
+    c1, c2 = st.columns([0.6, 0.4], vertical_alignment="bottom")
+    label = c1.segmented_control(
+        "The digit you meant", list(range(10)), key="draw_label", disabled=reading is None
+    )
+    c2.button(
+        "Save this example" if label is None else f"Save as {a(label)}",
+        icon=":material/save:",
+        key="draw_save",
+        disabled=reading is None or label is None or already,
+        on_click=save_example,
+        args=(None, None, None) if reading is None else (reading.x28, label, reading.fingerprint),
+    )
+    if this and saved["error"]:
+        st.error(saved["error"], icon=":material/error:")
+    elif already:
+        st.success(
+            f"Saved as {a(saved['label'])}: {resources.get_examples().count()} labelled "
+            "drawing(s) so far. To learn from them, tick **Add my labelled drawings from the "
+            "Draw page** on the Train page."
+        )
+        st.page_link("pages/1_Train.py", label="Go to Train", icon=":material/model_training:")
