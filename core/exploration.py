@@ -13,7 +13,7 @@ import numpy as np
 
 from core.data import IMAGE_SIZE, NUM_CLASSES, MnistData, one_hot, preprocess_images
 from core.evaluation import Evaluation
-from core.models import ModelConfig
+from core.models import ModelConfig, augmentation_layers
 from core.runs import RunInfo
 
 SPLITS = ("train", "test")
@@ -258,30 +258,6 @@ def one_hot_table(steps: PreprocessingSteps) -> dict[str, list[int]]:
 # ----- augmentation --------------------------------------------------------------------------
 
 
-def augmentation_layers(config: ModelConfig, seed: int = 0):
-    """The random rotation, zoom and shift of config, as in training (black fill at the borders)."""
-    import keras
-    from keras import layers
-
-    steps = []
-    if config.rotation > 0:
-        steps.append(
-            layers.RandomRotation(config.rotation / 360.0, fill_mode="constant", seed=seed)
-        )
-    if config.zoom > 0:
-        steps.append(layers.RandomZoom(config.zoom, fill_mode="constant", seed=seed + 1))
-    if config.shift > 0:
-        steps.append(
-            layers.RandomTranslation(
-                config.shift,
-                config.shift,
-                fill_mode="constant",
-                seed=seed + 2,
-            )
-        )
-    return keras.Sequential(steps, name="augmentation")
-
-
 def augment_preview(
     image: np.ndarray, config: ModelConfig, count: int = 12, seed: int = 0
 ) -> np.ndarray:
@@ -289,7 +265,7 @@ def augment_preview(
     import keras
 
     batch = np.repeat(preprocess_images(np.asarray(image)[None]), count, axis=0)
-    pipeline = augmentation_layers(config, seed)
+    pipeline = keras.Sequential(augmentation_layers(config, seed), name="augmentation")
     if not pipeline.layers:
         return batch[..., 0]
     out = keras.ops.convert_to_numpy(pipeline(batch, training=True))

@@ -555,32 +555,42 @@ class _Seeds:
 
 
 def augmentation_layers(config: ModelConfig, seed: int | None = None) -> list:
-    """The random rotation, zoom and shift layers of config (active only while training)."""
+    """The random rotation, zoom and shift layers of config (those above zero), active only while
+    training."""
     from keras import layers
 
     seeds = _Seeds(config.seed if seed is None else seed)
     # fill_mode="constant" pads with black; the default "reflect" copies ink into the borders.
-    return [
-        layers.RandomRotation(
-            config.rotation / 360.0,
-            fill_mode="constant",
-            seed=seeds(),
-            name="aug_rotate",
-        ),
-        layers.RandomZoom(
-            config.zoom,
-            fill_mode="constant",
-            seed=seeds(),
-            name="aug_zoom",
-        ),
-        layers.RandomTranslation(
-            config.shift,
-            config.shift,
-            fill_mode="constant",
-            seed=seeds(),
-            name="aug_shift",
-        ),
-    ]
+    out = []
+    if config.rotation > 0:
+        out.append(
+            layers.RandomRotation(
+                config.rotation / 360.0,
+                fill_mode="constant",
+                seed=seeds(),
+                name="aug_rotate",
+            )
+        )
+    if config.zoom > 0:
+        out.append(
+            layers.RandomZoom(
+                config.zoom,
+                fill_mode="constant",
+                seed=seeds(),
+                name="aug_zoom",
+            )
+        )
+    if config.shift > 0:
+        out.append(
+            layers.RandomTranslation(
+                config.shift,
+                config.shift,
+                fill_mode="constant",
+                seed=seeds(),
+                name="aug_shift",
+            )
+        )
+    return out
 
 
 def build_model(

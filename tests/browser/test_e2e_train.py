@@ -1,4 +1,4 @@
-"""Browser end to end, beyond tests/test_browser_train.py: the Train form across a page visit,
+"""Browser end to end, beyond test_browser_train.py: the Train form across a page visit,
 and a link with values the form cannot show."""
 
 import re
@@ -31,8 +31,16 @@ def test_the_form_survives_a_visit_to_another_page(page, app_server):
 def test_a_link_with_bad_values_explains_and_blocks_train(page, app_server):
     page.goto(app_server.url + "/Train?dense_dropout=5&optimizer=foo&epochs=1000")
     expect(page.get_by_role("heading", name="Train a network")).to_be_visible(timeout=60_000)
-    expect(page.get_by_text("dense_dropout=5 in the link is outside 0 to 0.9")).to_be_visible()
-    expect(page.get_by_text("'foo' in the link is not one of")).to_be_visible()
+    expect(page.get_by_text("dense_dropout must be between 0 and 0.9 (got 5)")).to_be_visible()
+    expect(page.get_by_text("optimizer='foo' in the link is not readable")).to_be_visible()
     expect(page.get_by_text("epochs must be between 1 and 100 (got 1000)")).to_be_visible()
     expect(page.get_by_role("button", name="Train", exact=True)).to_be_disabled()
+    # The link's values are named, never rewritten: the address bar still holds them.
+    expect(page).to_have_url(re.compile(r"epochs=1000"))
+    expect(page).to_have_url(re.compile(r"dense_dropout=5"))
+    assert_no_exception(page)
+    # Taking the values the fields show unblocks Train.
+    page.get_by_role("button", name="Use the values shown").click()
+    expect(page.get_by_role("button", name="Train", exact=True)).to_be_enabled(timeout=60_000)
+    expect(page).to_have_url(re.compile(r"epochs=10(&|$)"), timeout=60_000)
     assert_no_exception(page)

@@ -12,7 +12,7 @@ import pytest
 from core import exploration as ex
 from core.data import MnistData
 from core.evaluation import evaluate_probabilities
-from core.models import ModelConfig, build_model
+from core.models import ModelConfig, augmentation_layers, build_model
 from core.runs import RunInfo
 
 # A small known case: 12 images of digits 0, 1, 2 with hand-chosen answers.
@@ -282,7 +282,7 @@ def test_window_rect_patches_and_one_hot_table():
 
 def test_augmentation_layers_follow_the_config_with_black_fill():
     config = ModelConfig(rotation=18.0, zoom=0.2, shift=0.15)
-    layers = ex.augmentation_layers(config).layers
+    layers = augmentation_layers(config)
     names = [type(layer).__name__ for layer in layers]
     assert names == ["RandomRotation", "RandomZoom", "RandomTranslation"]
     configs = [layer.get_config() for layer in layers]
@@ -297,7 +297,7 @@ def test_augmentation_layers_follow_the_config_with_black_fill():
     for mine, theirs in zip(configs, trained, strict=True):
         for key in ("factor", "height_factor", "width_factor", "fill_mode", "fill_value"):
             assert mine.get(key) == theirs.get(key), key
-    assert ex.augmentation_layers(ModelConfig(rotation=0, zoom=0, shift=0)).layers == []
+    assert augmentation_layers(ModelConfig(rotation=0, zoom=0, shift=0)) == []
 
 
 def test_augment_preview_is_random_but_reproducible():
