@@ -7,6 +7,7 @@ into a hidden temporary folder and renamed into place, so a crash never leaves a
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import re
@@ -14,6 +15,7 @@ import shutil
 import tempfile
 import time
 import uuid
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +70,13 @@ class RunInfo:
     def test_loss(self) -> float | None:
         """Test loss (categorical cross-entropy)."""
         return self.metrics.get("test_loss")
+
+    @property
+    def owner(self) -> str | None:
+        """The visitor who trained it (an anonymous tag), or None: the deployment's own runs
+        (the shipped model, command-line runs), which only an operator may change."""
+        owner = self.meta.get("owner")
+        return owner if isinstance(owner, str) and owner else None
 
     @property
     def status(self) -> str:
@@ -163,6 +172,60 @@ def atomic_write_json(path: Path, data: Any) -> None:
     """Atomically write data as pretty JSON."""
     text = json.dumps(data, indent=2, default=_json_default)
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+MAX_ARCHIVE_BYTES = 64 * 1024 * 1024
+"""A packed run larger than this is refused (Digit Lab's largest runs are about 10 MB)."""
+
+
+def read_run_archive(data: bytes) -> dict[str, bytes]:
+    """The files of a packed run, checked (names, sizes, JSON) before any is inflated whole."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        members = {info.filename: info for info in archive.infolist()}
+    except (zipfile.BadZipFile, ValueError) as exc:
+        raise RunError(f"The packed run is not a zip archive ({exc}).") from exc
+    if set(members) != set(RUN_FILES):
+        raise RunError(
+            f"The packed run holds {sorted(members)}; expected exactly {', '.join(RUN_FILES)}."
+        )
+    total = sum(info.file_size for info in members.values())
+    if total > MAX_ARCHIVE_BYTES:
+        raise RunError(f"The packed run inflates to {total:,} bytes, over {MAX_ARCHIVE_BYTES:,}.")
+    files = {}
+    for file, info in members.items():
+        with archive.open(info) as f:
+            files[file] = f.read(info.file_size + 1)
+        if len(files[file]) != info.file_size:
+            raise RunError(f"{file} in the packed run is not the size its header says.")
+    for file in (CONFIG_FILE, HISTORY_FILE, METRICS_FILE, META_FILE):
+        try:
+            json.loads(files[file])
+        except ValueError as exc:
+            raise RunError(f"{file} in the packed run is not JSON ({exc}).") from exc
+    return files
+
+
+def _rewrite_name(folder: Path, name: str) -> None:
+    meta = json.loads((folder / META_FILE).read_text())
+    _write_json(folder / META_FILE, dict(meta, name=name))
+
+
+def _writer_alive(folder_name: str) -> bool:
+    """Whether the process that named a .tmp-/.trash- folder (…-<pid>-<hex>) still runs."""
+    parts = folder_name.rsplit("-", 2)
+    if len(parts) != 3 or not parts[1].isdigit():
+        return False  # named before folders carried a process id: nobody is writing it
+    pid = int(parts[1])
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _disk_message(exc: OSError, what: str) -> str:
@@ -278,6 +341,7 @@ class RunStore:
         name: str | None = None,
     ) -> RunInfo:
         """Write a run atomically (temporary folder, then rename) and return it."""
+        automatic = not name
         name = (
             self.check_name(name)
             if name
@@ -285,24 +349,97 @@ class RunStore:
         )
         if name == DEFAULT_RUN or (self.root / name).exists():
             raise RunError(f"A run named '{name}' already exists; choose another name.")
-        meta = dict(meta or {}, name=name, saved_at=time.time())
+        meta = dict(meta or {}, saved_at=time.time())
+
+        def write(folder: Path) -> None:
+            model.save(folder / MODEL_FILE)
+            _write_json(folder / CONFIG_FILE, config.to_dict())
+            _write_json(folder / HISTORY_FILE, history)
+            _write_json(folder / METRICS_FILE, metrics)
+            _write_json(folder / META_FILE, dict(meta, name=name))
+
+        return self._place(write, name, automatic)
+
+    def _temporary(self, name: str) -> Path:
+        """A hidden folder to write into, named with this process's id (see clean_temporary)."""
         self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
+        tmp = self.root / f".tmp-{name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        return tmp
+
+    def _place(self, write, name: str, automatic: bool) -> RunInfo:
+        """Write a run with write(folder) into a temporary folder, then rename it into place.
+
+        Run names are unique per deployment: when two saves race for one automatic name, the
+        later one takes the next free name; a name the visitor chose is never overwritten.
+        """
         try:
-            tmp.mkdir()
-            model.save(tmp / MODEL_FILE)
-            _write_json(tmp / CONFIG_FILE, config.to_dict())
-            _write_json(tmp / HISTORY_FILE, history)
-            _write_json(tmp / METRICS_FILE, metrics)
-            _write_json(tmp / META_FILE, meta)
-            os.rename(tmp, self.root / name)
+            tmp = self._temporary(name)
+        except OSError as exc:
+            raise RunError(_disk_message(exc, f"Run '{name}'")) from exc
+        try:
+            write(tmp)
+            while True:
+                try:
+                    os.rename(tmp, self.root / name)
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY) or not automatic:
+                        raise
+                    name = self.unique_name(name)
+                    _rewrite_name(tmp, name)
         except OSError as exc:
             shutil.rmtree(tmp, ignore_errors=True)
+            if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                raise RunError(
+                    f"A run named '{name}' already exists; choose another name."
+                ) from exc
             raise RunError(_disk_message(exc, f"Run '{name}'")) from exc
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return self.get(name)
+
+    def clean_temporary(self) -> list[str]:
+        """Remove half-written and half-deleted folders left by processes that died; the names."""
+        removed = []
+        if not self.root.is_dir():
+            return removed
+        for path in self.root.iterdir():
+            if not path.is_dir() or not path.name.startswith((".tmp-", ".trash-")):
+                continue
+            if _writer_alive(path.name):
+                continue
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path.name)
+        return removed
+
+    # ----- moving runs between machines ----------------------------------------------------
+    def pack(self, name: str) -> bytes:
+        """A run's files as one zip archive (a worker sends its run home with this)."""
+        info = self.get(name)
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+            for file in RUN_FILES:
+                archive.write(info.path / file, file)
+        return buffer.getvalue()
+
+    def unpack(self, data: bytes, name: str | None = None, meta: dict | None = None) -> RunInfo:
+        """Add a run packed by pack() (checked before anything is written); meta entries given
+        here override the packed ones (the owner, say). Taken under a free name when name is
+        None or taken."""
+        files = read_run_archive(data)
+        packed = json.loads(files[META_FILE])
+        wanted = name or str(packed.get("name") or "run")
+        automatic = name is None or wanted == DEFAULT_RUN or (self.root / wanted).exists()
+        name = self.unique_name(wanted) if automatic else self.check_name(wanted)
+
+        def write(folder: Path) -> None:
+            for file, content in files.items():
+                (folder / file).write_bytes(content)
+            _write_json(folder / META_FILE, dict(packed, **(meta or {}), name=name))
+
+        return self._place(write, name, automatic=True)
 
     def rename(self, old: str, new: str) -> RunInfo:
         """Rename a run (not the default model)."""
@@ -330,7 +467,7 @@ class RunStore:
             raise RunError("The default model ships with the app and cannot be deleted.")
         if not path.is_dir():
             raise RunNotFoundError(f"No run named '{name}'.")
-        trash = self.root / f".trash-{name}-{uuid.uuid4().hex[:8]}"
+        trash = self.root / f".trash-{name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         os.rename(path, trash)
         shutil.rmtree(trash, ignore_errors=True)
 

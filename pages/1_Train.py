@@ -46,7 +46,7 @@ with side:
             f"≈ **{estimate_training_seconds(config, available):.0f} s** on 2 cores"
         )
 
-job_panel.train_button(config, data, errors, result.unshown)
+job_panel.train_button(config, errors, result.unshown)
 job = job_panel.chosen_job()
 if job is not None:
     job_panel.watch(job, data)

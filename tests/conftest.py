@@ -87,7 +87,7 @@ def app_env(monkeypatch, tmp_path, mnist_dir) -> Iterator[Path]:
     yield tmp_path
     from ui import resources
 
-    resources.get_registry().shutdown()
+    resources.get_engine().shutdown()
     st.cache_resource.clear()
     st.cache_data.clear()
 

@@ -1,6 +1,6 @@
 """Launch and watch a training job: the Train button, the job picker and the live panel.
 
-Jobs live in the process-wide registry (ui.resources.get_registry), not in a session, so a job
+Jobs live in the process-wide engine (ui.resources.get_engine), not in a session, so a job
 survives page switches and reloads. The live panel is a fragment that ticks while the job runs.
 """
 
@@ -13,7 +13,8 @@ import streamlit as st
 from core import charts, train_form
 from core.data import MnistData
 from core.drawing import enlarge
-from core.training import JobState, ProgressSnapshot, TrainingJob
+from core.engine import Job, JobRequest
+from core.training import JobState, ProgressSnapshot
 from ui import resources
 
 OWNER = "train_owner"
@@ -34,27 +35,24 @@ def owner() -> str:
     return st.session_state.setdefault(OWNER, uuid.uuid4().hex[:8])
 
 
-def _start(config, data: MnistData, use_examples: bool) -> None:
+def _start(config, use_examples: bool) -> None:
     """on_click of Train: queue the job; the same run already draws Train disabled."""
     extra = resources.get_examples().load() if use_examples else None
-    job = TrainingJob(
-        config, data, store=resources.get_store(), extra_examples=extra, owner=owner()
-    )
-    resources.get_registry().submit(job)
+    job = resources.get_engine().submit(JobRequest(config, owner=owner(), extra_examples=extra))
     st.session_state[JOB] = job.id
     st.session_state[PICK] = job.id  # the watch picker follows the new job
 
 
-def train_button(config, data: MnistData, errors: dict[str, str], unshown: list[str]) -> None:
+def train_button(config, errors: dict[str, str], unshown: list[str]) -> None:
     """Train, disabled while the form has errors or this session's job still runs."""
-    mine = [j for j in resources.get_registry().jobs(owner()) if not j.state.done]
+    mine = [j for j in resources.get_engine().jobs(owner()) if not j.state.done]
     st.button(
         "Train",
         type="primary",
         icon=":material/play_arrow:",
         key="train_start",
         on_click=_start,
-        args=(config, data, bool(st.session_state.get("train_use_examples"))),
+        args=(config, bool(st.session_state.get("train_use_examples"))),
         disabled=bool(errors) or bool(mine),
         help="Fix the fields marked in red first."
         if errors
@@ -69,9 +67,9 @@ def train_button(config, data: MnistData, errors: dict[str, str], unshown: list[
         )
 
 
-def chosen_job() -> TrainingJob | None:
+def chosen_job() -> Job | None:
     """The job to watch: this session's, a reloaded tab's running one, or the one picked."""
-    registry = resources.get_registry()
+    registry = resources.get_engine()
     jobs = registry.jobs()
     if JOB not in st.session_state and jobs:
         # A reloaded tab reattaches to the job that is training, else the next in line, else the latest.
@@ -95,7 +93,7 @@ def chosen_job() -> TrainingJob | None:
     return job
 
 
-def watch(job: TrainingJob, data: MnistData) -> None:
+def watch(job: Job, data: MnistData) -> None:
     """The live section: smoothing, then the panel that ticks every second while the job runs."""
     st.subheader("Watch")
     st.slider(
@@ -110,7 +108,7 @@ def watch(job: TrainingJob, data: MnistData) -> None:
     st.fragment(run_every=interval)(_live)(job, data)
 
 
-def _live(job: TrainingJob, data: MnistData) -> None:
+def _live(job: Job, data: MnistData) -> None:
     snap = job.snapshot()
     _status(snap)
     st.button(
@@ -145,7 +143,7 @@ def _status(snap: ProgressSnapshot) -> None:
         st.progress(snap.fraction, text=train_form.progress_text(snap))
 
 
-def _probes(job: TrainingJob, snap: ProgressSnapshot, data: MnistData) -> None:
+def _probes(job: Job, snap: ProgressSnapshot, data: MnistData) -> None:
     if not snap.probe_predictions:
         return
     probs = snap.probe_predictions[-1]

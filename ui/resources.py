@@ -34,12 +34,25 @@ def get_data() -> MnistData:
     return load_mnist()
 
 
-@st.cache_resource
-def get_registry():
-    """The process-wide training-job registry ($DIGITLAB_MAX_JOBS jobs at once, default 1)."""
-    from core.training import JobRegistry
+def setting(name: str) -> str | None:
+    """A deployment setting: the environment first, then Streamlit's secrets (Community Cloud)."""
+    if os.environ.get(name):
+        return os.environ[name]
+    try:
+        value = st.secrets.get(name)
+    except Exception:  # noqa: BLE001 - no secrets file, or an unreadable one: not set
+        return None
+    return None if value is None else str(value)
 
-    return JobRegistry(max_concurrent=int(os.environ.get("DIGITLAB_MAX_JOBS", "1")))
+
+@st.cache_resource(show_spinner=False)
+def get_engine():
+    """The process-wide training engine: RQ on Redis when DIGITLAB_REDIS_URL is set, else jobs
+    on threads of this process ($DIGITLAB_MAX_JOBS at once, default 1)."""
+    from core.engine import MAX_JOBS_SETTING, REDIS_SETTING, make_engine
+
+    settings = {name: setting(name) or "" for name in (REDIS_SETTING, MAX_JOBS_SETTING)}
+    return make_engine(get_data(), get_store(), settings)
 
 
 def get_store() -> RunStore:

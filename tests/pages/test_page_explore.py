@@ -85,7 +85,7 @@ def environment(monkeypatch, tmp_path, mnist_dir):
     st.cache_resource.clear()
     st.cache_data.clear()
     yield
-    resources.get_registry().shutdown()
+    resources.get_engine().shutdown()
     st.cache_resource.clear()
     st.cache_data.clear()
 

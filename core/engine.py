@@ -1,0 +1,155 @@
+"""Training engines behind one API: in process (a worker thread; the embedded default) or RQ on
+Redis (`DIGITLAB_REDIS_URL`). Pages talk to an Engine and never know which one runs.
+
+A job, whichever engine trains it, is seen through the same handle: `id`, `owner`, `config`,
+`created_at`, `probe_index`, `probe_labels`, `state`, `snapshot()` and `stop()`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from core.data import MnistData
+from core.models import ModelConfig
+from core.runs import RunStore
+
+if TYPE_CHECKING:
+    from core.training import JobState, ProgressSnapshot
+
+REDIS_SETTING = "DIGITLAB_REDIS_URL"
+MAX_JOBS_SETTING = "DIGITLAB_MAX_JOBS"
+
+
+class Job(Protocol):
+    """What a page may read of a job and do with it."""
+
+    id: str
+    owner: str | None
+    config: ModelConfig
+    created_at: float
+    probe_index: np.ndarray
+    probe_labels: np.ndarray
+
+    @property
+    def state(self) -> JobState: ...
+
+    def snapshot(self) -> ProgressSnapshot: ...
+
+    def stop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """Everything a visitor asks for when pressing Train."""
+
+    config: ModelConfig
+    owner: str | None = None
+    extra_examples: tuple[np.ndarray, np.ndarray] | None = None
+    run_name: str | None = None
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    """One job's place in the queue, shown to everyone without saying whose it is."""
+
+    job_id: str
+    position: int | None
+    """1 for the next to start; None while it trains."""
+    state: str
+    preset: str
+    mine: bool
+
+
+class Engine(Protocol):
+    """Where jobs are queued and trained."""
+
+    name: str
+
+    def submit(self, request: JobRequest) -> Job: ...
+
+    def jobs(self, owner: str | None = None) -> list[Job]: ...
+
+    def get(self, job_id: str) -> Job | None: ...
+
+    def queue(self, owner: str | None = None) -> list[QueueEntry]: ...
+
+    def shutdown(self, timeout: float = 30.0) -> None: ...
+
+
+class InProcessEngine:
+    """Jobs on worker threads of this process, at most max_concurrent at once, others in line."""
+
+    name = "in process"
+
+    def __init__(self, data: MnistData, store: RunStore | None, max_concurrent: int = 1):
+        from core.training import JobRegistry
+
+        self.data, self.store = data, store
+        self.registry = JobRegistry(max_concurrent=max_concurrent)
+
+    def submit(self, request: JobRequest) -> Job:
+        """Queue a job and start its worker thread."""
+        from core.training import TrainingJob
+
+        job = TrainingJob(
+            request.config,
+            self.data,
+            store=self.store,
+            run_name=request.run_name,
+            extra_examples=request.extra_examples,
+            owner=request.owner,
+        )
+        return self.registry.submit(job)
+
+    def jobs(self, owner: str | None = None) -> list[Job]:
+        """Known jobs, newest first (only owner's when given)."""
+        return self.registry.jobs(owner)
+
+    def get(self, job_id: str) -> Job | None:
+        """A job by id, or None."""
+        return self.registry.get(job_id)
+
+    def queue(self, owner: str | None = None) -> list[QueueEntry]:
+        """Jobs training or waiting, in the order they will run."""
+        active = [j for j in reversed(self.registry.jobs()) if not j.state.done]
+        entries = [
+            QueueEntry(
+                j.id,
+                self.registry.queue_position(j),
+                j.state.value,
+                j.config.preset,
+                owner is not None and j.owner == owner,
+            )
+            for j in active
+        ]
+        return sorted(entries, key=lambda e: (e.position is not None, e.position or 0))
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Stop every job and wait for their threads (tests, process exit)."""
+        self.registry.shutdown(timeout)
+
+
+def make_engine(
+    data: MnistData, store: RunStore | None, settings: Mapping[str, str] | None = None
+) -> Engine:
+    """The engine the settings ask for: RQ on Redis when DIGITLAB_REDIS_URL is set, else in process.
+
+    The one place the choice is made. A Redis URL that is set but unusable raises EngineError;
+    the in-process engine is never used instead, since that would overload the web server.
+    """
+    settings = os.environ if settings is None else settings
+    url = (settings.get(REDIS_SETTING) or "").strip()
+    if url:
+        from core.rq_engine import RQEngine
+
+        return RQEngine(url, store)
+    return InProcessEngine(data, store, max_concurrent=int(settings.get(MAX_JOBS_SETTING) or 1))
+
+
+class EngineError(RuntimeError):
+    """The configured engine cannot be used; the message says what to check."""
