@@ -2,12 +2,9 @@
 
 import streamlit as st
 
-from ui import frame, resources
+from ui import frame
 
-frame.setup_page("Home", ":material/home:")
-data = resources.get_data()
-frame.data_caption(data)
-run = frame.run_picker()
+data, run = frame.page("Home", ":material/home:")
 
 st.title("Digit Lab")
 st.markdown(

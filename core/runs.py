@@ -472,11 +472,30 @@ class RunStore:
         shutil.rmtree(trash, ignore_errors=True)
 
 
-class ExampleStore:
-    """Drawings the user labelled ("teach it back"), as 28x28 uint8 images, one file each."""
+EXAMPLE_PATTERN = re.compile(r"^[0-9]-[0-9]{8}-[0-9]{6}-[0-9a-f]{6}\.npy$")
+OWNER_PATTERN = re.compile(r"^[0-9a-f]{1,64}$")
+MAX_EXAMPLES = 2000
+"""Labelled drawings one visitor may keep (2,000 of them take 1.6 MB)."""
 
-    def __init__(self, root: str | Path = "user_examples"):
-        self.root = Path(root)
+
+@dataclass(frozen=True)
+class Example:
+    """One labelled drawing."""
+
+    name: str
+    image: np.ndarray
+    """(28, 28) uint8."""
+    label: int
+
+
+class ExampleStore:
+    """Drawings a visitor labelled ("teach it back"), as 28x28 uint8 images, one file each, in a
+    folder of that visitor's own (the root itself when there is no owner: the command line)."""
+
+    def __init__(self, root: str | Path = "user_examples", owner: str | None = None):
+        if owner is not None and not OWNER_PATTERN.fullmatch(owner):
+            raise ValueError(f"not an owner tag: {owner!r}")
+        self.root = Path(root) / owner if owner else Path(root)
 
     def add(self, image: np.ndarray, label: int) -> Path:
         """Save one (28, 28) image in [0, 1] (or uint8) with its label; returns the file."""
@@ -485,13 +504,15 @@ class ExampleStore:
             raise ValueError(f"an example must be 28x28, got {image.shape}.")
         if not 0 <= int(label) <= 9:
             raise ValueError(f"label must be a digit 0-9, got {label}.")
+        if self.count() >= MAX_EXAMPLES:
+            raise RunError(
+                f"You already keep {MAX_EXAMPLES:,} labelled drawings: delete some first."
+            )
         if image.dtype != np.uint8:
             image = np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
         path = (
             self.root / f"{int(label)}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}.npy"
         )
-        import io
-
         buf = io.BytesIO()
         np.save(buf, image, allow_pickle=False)
         try:
@@ -500,26 +521,45 @@ class ExampleStore:
             raise RunError(_disk_message(exc, "The example")) from exc
         return path
 
-    def load(self) -> tuple[np.ndarray, np.ndarray]:
-        """All readable examples as (x uint8 (n, 28, 28), y uint8 (n,)); unreadable files skipped."""
-        xs, ys = [], []
+    def examples(self) -> list[Example]:
+        """Every readable example, oldest first; unreadable files are skipped."""
+        out = []
         if self.root.is_dir():
-            for path in sorted(self.root.glob("*.npy")):
+            for path in sorted(self.root.glob("*.npy"), key=lambda p: p.name.split("-", 1)[1]):
+                if not EXAMPLE_PATTERN.fullmatch(path.name):
+                    continue
                 try:
                     image = np.load(path, allow_pickle=False)
-                    label = int(path.name.split("-", 1)[0])
                 except (OSError, ValueError):
                     continue
-                if image.shape == (28, 28) and 0 <= label <= 9:
-                    xs.append(image.astype(np.uint8))
-                    ys.append(label)
-        if not xs:
+                if image.shape == (28, 28):
+                    out.append(Example(path.name, image.astype(np.uint8), int(path.name[0])))
+        return out
+
+    def load(self) -> tuple[np.ndarray, np.ndarray]:
+        """All readable examples as (x uint8 (n, 28, 28), y uint8 (n,)); unreadable files skipped."""
+        examples = self.examples()
+        if not examples:
             return np.zeros((0, 28, 28), np.uint8), np.zeros((0,), np.uint8)
-        return np.stack(xs), np.array(ys, dtype=np.uint8)
+        return (
+            np.stack([e.image for e in examples]),
+            np.array([e.label for e in examples], dtype=np.uint8),
+        )
 
     def count(self) -> int:
         """How many examples are saved."""
-        return len(list(self.root.glob("*.npy"))) if self.root.is_dir() else 0
+        if not self.root.is_dir():
+            return 0
+        return sum(1 for p in self.root.glob("*.npy") if EXAMPLE_PATTERN.fullmatch(p.name))
+
+    def delete(self, name: str) -> None:
+        """Delete one example by its file name (only names this store makes)."""
+        if not EXAMPLE_PATTERN.fullmatch(name):
+            raise RunError(f"'{name}' is not a labelled drawing.")
+        try:
+            (self.root / name).unlink(missing_ok=True)
+        except OSError as exc:
+            raise RunError(f"The drawing could not be deleted ({exc.strerror or exc}).") from exc
 
     def clear(self) -> None:
         """Delete every saved example."""

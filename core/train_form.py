@@ -214,9 +214,9 @@ def probe_guess(probabilities, label: int) -> tuple[int, float, bool]:
     return guess, float(probabilities[guess]), guess == int(label)
 
 
-def job_label(job, owner: str) -> str:
-    """How the job picker names a job; no state in it, since a picked option's text stays put."""
-    who = "you" if job.owner == owner else "another session"
+def job_label(job, who: str) -> str:
+    """How the job picker names a job (who: "you", "visitor a3f1"); no state in it, since a
+    picked option's text stays put."""
     started = time.strftime("%H:%M:%S", time.localtime(job.created_at))
     return f"{job.config.preset} · started by {who} at {started} · {job.id}"
 

@@ -482,6 +482,7 @@ class TrainingJob:
                     if self.extra_examples is None
                     else len(self.extra_examples[0]),
                     "started_at": self.created_at,
+                    "owner": self.owner,
                 },
                 name=self.requested_name,
             )

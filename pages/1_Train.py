@@ -5,7 +5,7 @@ import streamlit as st
 
 from core import train_form
 from core.models import estimate_training_seconds
-from ui import frame, job_panel, resources, runs_panel
+from ui import frame, job_panel, resources, runs_panel, visitor
 from ui.config_form import config_form, init_state
 
 data, _ = frame.page("Train", ":material/model_training:")
@@ -20,7 +20,7 @@ st.caption(
 
 form, side = st.columns([0.55, 0.45], gap="large")
 with form:
-    result = config_form(available, resources.get_examples().count())
+    result = config_form(available, resources.get_examples(visitor.me()).count())
     st.caption(f"Data: {data.label}. {data.description}.")
 config, errors = result.config, result.errors
 
@@ -47,6 +47,7 @@ with side:
         )
 
 job_panel.train_button(config, errors, result.unshown)
+job_panel.queue_view()
 job = job_panel.chosen_job()
 if job is not None:
     job_panel.watch(job, data)

@@ -4,11 +4,9 @@ import streamlit as st
 
 from core import draw_session, explain
 from core.runs import RunError
-from ui import draw, frame, resources
+from ui import draw, drawings, frame, resources
 
-frame.setup_page("Draw", ":material/draw:")
-frame.data_caption(resources.get_data())
-run = frame.run_picker()
+_, run = frame.page("Draw", ":material/draw:")
 st.session_state.setdefault("draw_canvas_id", 0)
 
 st.title("Draw a digit")
@@ -60,3 +58,4 @@ st.write(
     "labelled drawings to its training data."
 )
 draw.teach_back(reading)
+drawings.my_drawings()

@@ -13,7 +13,7 @@ from core import charts, draw_session, drawing, explain
 from core.draw_session import Reading, a, pct
 from core.models import estimate_training_seconds, preset
 from core.runs import RunError
-from ui import resources
+from ui import resources, visitor
 
 CANVAS = 280
 """Side of the drawing square in pixels."""
@@ -46,7 +46,7 @@ def clear_canvas() -> None:
 def save_example(x28: np.ndarray | None, label: int | None, fingerprint: str | None) -> None:
     """Teach it back: keep the 28x28 input with the visitor's label (once per drawing)."""
     try:
-        resources.get_examples().add(x28, label)
+        resources.get_examples(visitor.me()).add(x28, label)
         error = None
     except (RunError, ValueError) as exc:
         error = str(exc)
@@ -287,7 +287,7 @@ def teach_back(reading: Reading | None) -> None:
         st.error(saved["error"], icon=":material/error:")
     elif already:
         st.success(
-            f"Saved as {a(saved['label'])}: {resources.get_examples().count()} labelled "
+            f"Saved as {a(saved['label'])}: {resources.get_examples(visitor.me()).count()} labelled "
             "drawing(s) so far. To learn from them, tick **Add my labelled drawings from the "
             "Draw page** on the Train page."
         )

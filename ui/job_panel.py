@@ -6,8 +6,6 @@ survives page switches and reloads. The live panel is a fragment that ticks whil
 
 from __future__ import annotations
 
-import uuid
-
 import streamlit as st
 
 from core import charts, train_form
@@ -15,9 +13,8 @@ from core.data import MnistData
 from core.drawing import enlarge
 from core.engine import Job, JobRequest
 from core.training import JobState, ProgressSnapshot
-from ui import resources
+from ui import resources, visitor
 
-OWNER = "train_owner"
 JOB = "train_job"
 PICK = "train_job_pick"
 ICONS = {
@@ -31,13 +28,13 @@ ICONS = {
 
 
 def owner() -> str:
-    """This session's name for the jobs it starts."""
-    return st.session_state.setdefault(OWNER, uuid.uuid4().hex[:8])
+    """This visitor's owner tag, recorded with the jobs they start."""
+    return visitor.me()
 
 
 def _start(config, use_examples: bool) -> None:
     """on_click of Train: queue the job; the same run already draws Train disabled."""
-    extra = resources.get_examples().load() if use_examples else None
+    extra = resources.get_examples(visitor.me()).load() if use_examples else None
     job = resources.get_engine().submit(JobRequest(config, owner=owner(), extra_examples=extra))
     st.session_state[JOB] = job.id
     st.session_state[PICK] = job.id  # the watch picker follows the new job
@@ -67,30 +64,45 @@ def train_button(config, errors: dict[str, str], unshown: list[str]) -> None:
         )
 
 
+def queue_view() -> None:
+    """Everyone's place in the queue, without saying who the others are."""
+    entries = resources.get_engine().queue(owner())
+    if not entries:
+        return
+    lines = []
+    for e in entries:
+        place = "training now" if e.position is None else f"#{e.position} in line"
+        who = "**yours**" if e.mine else "another visitor's"
+        lines.append(f"{place}: {who} ({e.preset}, {e.state})")
+    st.caption("Queue: " + " · ".join(lines))
+
+
 def chosen_job() -> Job | None:
-    """The job to watch: this session's, a reloaded tab's running one, or the one picked."""
-    registry = resources.get_engine()
-    jobs = registry.jobs()
-    if JOB not in st.session_state and jobs:
-        # A reloaded tab reattaches to the job that is training, else the next in line, else the latest.
+    """The job to watch: one of this visitor's (an operator sees every job): the one started or
+    picked here, else the one training, else the next in line, else the latest."""
+    engine = resources.get_engine()
+    jobs = engine.jobs() if visitor.is_admin() else engine.jobs(owner())
+    ids = [j.id for j in jobs]
+    if st.session_state.get(JOB) not in ids and jobs:
         order = {JobState.RUNNING: 0, JobState.STOPPING: 0, JobState.QUEUED: 1}
         st.session_state[JOB] = min(jobs, key=lambda j: order.get(j.state, 2)).id
-    job = registry.get(st.session_state.get(JOB, "")) if jobs else None
+    job = engine.get(st.session_state[JOB]) if jobs else None
     if len(jobs) > 1:
-        ids = [j.id for j in jobs]
         if st.session_state.get(PICK) not in ids:
             st.session_state[PICK] = job.id if job else ids[0]
         pick = st.selectbox(
             "Job to watch",
             ids,
-            format_func=lambda i: (
-                train_form.job_label(registry.get(i), owner()) if registry.get(i) else i
-            ),
+            format_func=lambda i: _label(engine.get(i)) if engine.get(i) else i,
             key=PICK,
         )
-        job = registry.get(pick)
+        job = engine.get(pick)
         st.session_state[JOB] = pick
     return job
+
+
+def _label(job: Job) -> str:
+    return train_form.job_label(job, visitor.display_name(job.owner, owner()))
 
 
 def watch(job: Job, data: MnistData) -> None:
@@ -111,13 +123,7 @@ def watch(job: Job, data: MnistData) -> None:
 def _live(job: Job, data: MnistData) -> None:
     snap = job.snapshot()
     _status(snap)
-    st.button(
-        "Stop",
-        icon=":material/stop:",
-        key="train_stop",
-        on_click=job.stop,
-        disabled=snap.state.done or snap.state == JobState.STOPPING,
-    )
+    _stop_button(job, snap)
     smooth = st.session_state.get("train_smoothing", 0.6)
     for col, metric in zip(st.columns(2), ("loss", "accuracy"), strict=True):
         col.plotly_chart(
@@ -131,6 +137,19 @@ def _live(job: Job, data: MnistData) -> None:
     if snap.state.done and st.session_state.get("train_seen_done") != job.id:
         st.session_state["train_seen_done"] = job.id
         st.rerun(scope="app")
+
+
+def _stop_button(job: Job, snap: ProgressSnapshot) -> None:
+    """Stop: only the job's owner (or an operator) may press it."""
+    allowed = visitor.may_change(job.owner)
+    st.button(
+        "Stop",
+        icon=":material/stop:",
+        key="train_stop",
+        on_click=job.stop,
+        disabled=not allowed or snap.state.done or snap.state == JobState.STOPPING,
+        help=None if allowed else "Only the visitor who started this job can stop it.",
+    )
 
 
 def _status(snap: ProgressSnapshot) -> None:

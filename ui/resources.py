@@ -60,9 +60,9 @@ def get_store() -> RunStore:
     return RunStore(runs_dir())
 
 
-def get_examples() -> ExampleStore:
-    """The labelled-drawings folder."""
-    return ExampleStore(examples_dir())
+def get_examples(owner: str | None) -> ExampleStore:
+    """One visitor's labelled drawings."""
+    return ExampleStore(examples_dir(), owner)
 
 
 def list_runs():

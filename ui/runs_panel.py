@@ -7,16 +7,15 @@ import pandas as pd
 import streamlit as st
 
 from core import charts, train_form
-from core.runs import COLUMN_FORMATS, RunError, RunInfo
-from ui import resources
+from core.runs import COLUMN_FORMATS, DEFAULT_RUN, RunError, RunInfo
+from ui import resources, visitor
 
 
 def runs_section() -> None:
     """Everything about saved runs, or an invitation to train one."""
     st.subheader("Runs")
     runs, bad = resources.list_runs()
-    for b in bad:
-        st.warning(f"Run folder **{b.name}** is unreadable and was skipped: {b.reason}")
+    _unreadable(bad)
     if not runs:
         st.info("No saved runs yet: train one above.")
         return
@@ -25,8 +24,29 @@ def runs_section() -> None:
     _manage(runs)
 
 
+def _unreadable(bad) -> None:
+    """Run folders that cannot be read: why, and a way to delete them."""
+    for b in bad:
+        c1, c2 = st.columns([0.85, 0.15], vertical_alignment="center")
+        c1.warning(f"Run folder **{b.name}** is unreadable and was skipped: {b.reason}")
+        allowed = visitor.may_change(None) and b.name != DEFAULT_RUN
+        if c2.button(
+            "Delete it",
+            key=f"train_delete_bad_{b.name}",
+            disabled=not allowed,
+            help=None if allowed else "Only the operator can delete the deployment's folders.",
+        ):
+            try:
+                resources.get_store().delete(b.name)
+                st.rerun()
+            except RunError as exc:
+                c1.error(str(exc))
+
+
 def _table(runs: list[RunInfo]) -> list[RunInfo]:
     table = pd.DataFrame([r.row() for r in runs])
+    me = visitor.me()
+    table.insert(1, "owner", [visitor.display_name(r.owner, me) for r in runs])
     table["test_accuracy"] = table["test_accuracy"] * 100
     formats = {
         name: st.column_config.NumberColumn(name, format=fmt)
@@ -80,23 +100,30 @@ def _manage(runs: list[RunInfo]) -> None:
         names = [r.name for r in runs]
         name = st.selectbox("Run", names, key="train_manage_run")
         info = runs[names.index(name)]
+        allowed = visitor.may_change(info.owner) and not info.builtin
+        why = (
+            "The shipped default model cannot be changed."
+            if info.builtin
+            else None
+            if allowed
+            else "Only the operator can change the deployment's runs."
+            if info.owner is None
+            else f"Only {visitor.display_name(info.owner)}, who trained it, can change this run."
+        )
         c1, c2, c3 = st.columns(3)
         new = c1.text_input(
-            "New name", value=name, key=f"train_rename_{name}", disabled=info.builtin
+            "New name", value=name, key=f"train_rename_{name}", disabled=not allowed, help=why
         )
-        if c1.button("Rename", key="train_rename", disabled=info.builtin or new == name):
+        if c1.button("Rename", key="train_rename", disabled=not allowed or new == name, help=why):
             try:
                 store.rename(name, new)
                 st.rerun()
             except RunError as exc:
                 c1.error(str(exc))
         sure = c2.checkbox(
-            "Yes, delete it",
-            key=f"train_sure_{name}",
-            disabled=info.builtin,
-            help="The shipped default model cannot be deleted." if info.builtin else None,
+            "Yes, delete it", key=f"train_sure_{name}", disabled=not allowed, help=why
         )
-        if c2.button("Delete", key="train_delete", disabled=info.builtin or not sure):
+        if c2.button("Delete", key="train_delete", disabled=not allowed or not sure, help=why):
             try:
                 store.delete(name)
                 st.rerun()

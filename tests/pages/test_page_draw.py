@@ -196,8 +196,12 @@ def test_teach_it_back_saves_the_drawing(app_env, canvas, mnist):
     at.segmented_control(key="draw_label").set_value(3).run()
     at.button(key="draw_save").click().run()
     assert "Saved as a 3" in page_text(at)
-    files = list((app_env / "examples").glob("3-*.npy"))
+    # In this visitor's own folder (named by their anonymous tag), nowhere else.
+    from ui.visitor import tag_of
+
+    files = list((app_env / "examples").rglob("3-*.npy"))
     assert len(files) == 1
+    assert files[0].parent == app_env / "examples" / tag_of(at.session_state["visitor_id"])
     saved = np.load(files[0])
     assert saved.shape == (28, 28) and saved.dtype == np.uint8
     expected = np.rint(prepare(canvas.image) * 255)
