@@ -77,6 +77,7 @@ def run_picker() -> RunInfo | None:
             st.info("No trained model yet: train one on the **Train** page.")
             return None
         names = [r.name for r in runs]
+        labels = {r.name: run_label(r) for r in runs}  # format_func must not read the session
         wanted = st.session_state.get(RUN_KEY)
         if wanted not in names:
             wanted = default.name if default else names[0]
@@ -84,7 +85,7 @@ def run_picker() -> RunInfo | None:
             "Model",
             names,
             index=names.index(wanted),
-            format_func=lambda n: run_label(runs[names.index(n)]),
+            format_func=labels.__getitem__,
             help="The trained run that Explore and Draw use: yours, the shipped one, or one "
             "another visitor shared (read-only). Train new ones on the Train page.",
         )

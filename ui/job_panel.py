@@ -90,12 +90,8 @@ def chosen_job() -> Job | None:
     if len(jobs) > 1:
         if st.session_state.get(PICK) not in ids:
             st.session_state[PICK] = job.id if job else ids[0]
-        pick = st.selectbox(
-            "Job to watch",
-            ids,
-            format_func=lambda i: _label(engine.get(i)) if engine.get(i) else i,
-            key=PICK,
-        )
+        labels = {j.id: _label(j) for j in jobs}  # format_func must not read the session
+        pick = st.selectbox("Job to watch", ids, format_func=labels.__getitem__, key=PICK)
         job = engine.get(pick)
         st.session_state[JOB] = pick
     return job

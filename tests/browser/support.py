@@ -21,6 +21,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
+ADMIN_TOKEN = "operator-token-for-tests"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -31,6 +32,19 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+def _patient_expectations() -> None:
+    """Every expect() waits up to 60 s: a 2-core machine running the suite is busy."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=60_000)
+
+
+try:
+    _patient_expectations()
+except ImportError:  # no Playwright: require_browser() says so when a browser test runs
+    pass
 
 
 def mnist_dir() -> Path:
@@ -89,6 +103,7 @@ def app_server(tmp_path_factory) -> Iterator[AppServer]:
         DIGITLAB_RUNS_DIR=str(runs),
         DIGITLAB_EXAMPLES_DIR=str(examples),
         DIGITLAB_MAX_JOBS="1",
+        DIGITLAB_ADMIN_TOKEN=ADMIN_TOKEN,
         TF_CPP_MIN_LOG_LEVEL="2",
     )
     log_path = base / "server.log"
@@ -160,6 +175,33 @@ def page(browser, app_server):
     p.set_default_timeout(30_000)
     yield p
     context.close()
+
+
+def wait_idle(tab, timeout: float = 60_000) -> None:
+    """Wait until the script has finished its run, so what is on screen is its final output."""
+    from playwright.sync_api import expect
+
+    expect(tab.get_by_test_id("stApp")).to_have_attribute(
+        "data-test-script-state", "notRunning", timeout=timeout
+    )
+
+
+def pick_option(tab, combobox: str, option: str, timeout: float = 60.0) -> None:
+    """Choose an option of a selectbox, again if a rerun redraws the list under the click."""
+    deadline = time.monotonic() + timeout
+    box = tab.get_by_role("combobox", name=combobox)
+    while True:
+        wait_idle(tab)
+        try:
+            box.click(timeout=10_000)
+            tab.get_by_role("option", name=option, exact=True).click(timeout=10_000)
+        except Exception:  # noqa: BLE001 - a rerun detached the list: try again
+            if time.monotonic() > deadline:
+                raise
+            continue
+        if option in (box.input_value() or ""):
+            return
+        assert time.monotonic() < deadline, f"{combobox} never showed {option}"
 
 
 def assert_no_exception(p) -> None:

@@ -60,38 +60,6 @@ def test_train_watch_switch_and_list(page, app_server):
     assert_no_exception(page)
 
 
-def test_two_sessions_queue_and_a_reload_reattaches(browser, app_server):
-    long_run = "/Train?preset=tutorial&train_samples=20000&epochs=5"  # a few minutes: stopped below
-    first = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-    second = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-    try:
-        first.goto(app_server.url + long_run)
-        expect(first.get_by_role("heading", name="Train a network")).to_be_visible(timeout=60_000)
-        first.get_by_role("button", name="Train", exact=True).click()
-        expect(first.get_by_text("Running").first).to_be_visible(timeout=60_000)
-        # Another person, another session: their form is their own, and their job waits.
-        second.goto(app_server.url + "/Train?preset=fast&train_samples=2000&epochs=1")
-        expect(second.get_by_role("heading", name="Train a network")).to_be_visible(timeout=60_000)
-        expect(second.get_by_role("spinbutton", name="Epochs")).to_have_value("1")
-        expect(first.get_by_role("spinbutton", name="Epochs")).to_have_value("5")
-        second.get_by_role("button", name="Train", exact=True).click()
-        expect(second.get_by_text("Place in the queue: 1")).to_be_visible(timeout=30_000)
-        # Reloading the first tab starts a new session that finds the running job again.
-        first.reload()
-        expect(first.get_by_text(re.compile(r"Running — Training"))).to_be_visible(timeout=60_000)
-        first.get_by_role("button", name="Stop").click()
-        expect(first.get_by_text(re.compile("keeping what it learned"))).to_be_visible(
-            timeout=60_000
-        )
-        # The queued job then runs to the end.
-        expect(second.get_by_text(FINISHED).first).to_be_visible(timeout=120_000)
-        assert_no_exception(first)
-        assert_no_exception(second)
-    finally:
-        first.context.close()
-        second.context.close()
-
-
 def test_download_a_runs_model(page, app_server, tmp_path):
     page.goto(app_server.url + "/Train")
     expect(page.get_by_role("heading", name="Runs")).to_be_visible(timeout=60_000)

@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 
 from core.data import LABEL_MAGIC, read_idx
 from core.runs import DEFAULT_MODEL_DIR
-from tests.browser.support import assert_no_exception, mnist_dir
+from tests.browser.support import assert_no_exception, mnist_dir, wait_idle
 
 SLOW = 120_000  # ms: the first Errors render loads Keras, the model, and evaluates 10,000 digits
 WAIT = 60_000  # ms: any other rerun, on a busy 2-core machine
@@ -35,13 +35,6 @@ def mnist_test_labels() -> np.ndarray:
         n for n in ("t10k-labels-idx1-ubyte.gz", "t10k-labels-idx1-ubyte") if (folder / n).exists()
     )
     return read_idx(folder / name, LABEL_MAGIC)
-
-
-def wait_idle(tab, timeout: float = WAIT) -> None:
-    """Wait until the script has finished its run, so what is on screen is its final output."""
-    expect(tab.get_by_test_id("stApp")).to_have_attribute(
-        "data-test-script-state", "notRunning", timeout=timeout
-    )
 
 
 def click_point(tab, chart, point: dict) -> None:

@@ -7,13 +7,17 @@ from streamlit.testing.v1 import AppTest
 from tests.conftest import ROOT
 
 
-def open_page(page: str, query: dict | None = None) -> AppTest:
-    """Run app.py, then switch to a page (directory mode), optionally with URL parameters."""
+def open_page(page: str, query: dict | None = None, state: dict | None = None) -> AppTest:
+    """Run app.py, then switch to a page (directory mode), optionally with URL parameters and
+    session state set first (a visitor id, say)."""
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
     for key, value in (query or {}).items():
         at.query_params[key] = value
+    for key, value in (state or {}).items():
+        at.session_state[key] = value
     at.run()
-    at.switch_page(page).run()
+    if page != "app.py":
+        at.switch_page(page).run()
     assert not at.exception, at.exception
     return at
 
