@@ -52,7 +52,9 @@ def get_engine():
     from core.engine import MAX_JOBS_SETTING, REDIS_SETTING, make_engine
 
     settings = {name: setting(name) or "" for name in (REDIS_SETTING, MAX_JOBS_SETTING)}
-    return make_engine(get_data(), get_store(), settings)
+    store = get_store()
+    store.clean_temporary()  # half-written folders of a server that died
+    return make_engine(get_data(), store, settings)
 
 
 def get_store() -> RunStore:
