@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from core.checkpoints import Checkpoint, CheckpointStore
 from core.data import MnistData
 from core.models import ModelConfig
 from core.runs import RunStore
@@ -51,6 +52,10 @@ class JobRequest:
     owner: str | None = None
     extra_examples: tuple[np.ndarray, np.ndarray] | None = None
     run_name: str | None = None
+    resume: str | None = None
+    """A checkpoint's job id: carry on from its last epoch (config is the checkpoint's)."""
+    start_from: str | None = None
+    """A run's name: train its model config.epochs epochs more, as a new run."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,10 @@ class Engine(Protocol):
 
     def queue(self, owner: str | None = None) -> list[QueueEntry]: ...
 
+    def interrupted(self, owner: str | None, everyone: bool = False) -> list[Checkpoint]: ...
+
+    def discard(self, checkpoint_id: str) -> None: ...
+
     def shutdown(self, timeout: float = 30.0) -> None: ...
 
 
@@ -96,6 +105,9 @@ class InProcessEngine:
         """Queue a job and start its worker thread."""
         from core.training import TrainingJob
 
+        if request.resume and self.registry.get(request.resume):
+            raise EngineError("That job is already training again.")
+        start_from = self.store.get(request.start_from) if request.start_from else None
         job = TrainingJob(
             request.config,
             self.data,
@@ -103,8 +115,23 @@ class InProcessEngine:
             run_name=request.run_name,
             extra_examples=request.extra_examples,
             owner=request.owner,
+            resume=request.resume,
+            start_from=start_from,
         )
         return self.registry.submit(job)
+
+    def interrupted(self, owner: str | None, everyone: bool = False) -> list[Checkpoint]:
+        """Checkpoints of jobs that no longer train here (the server restarted, or they failed)."""
+        if self.store is None:
+            return []
+        live = {j.id for j in self.registry.jobs() if not j.state.done}
+        found = CheckpointStore(self.store.root).list(owner, everyone)
+        return [c for c in found if c.id not in live]
+
+    def discard(self, checkpoint_id: str) -> None:
+        """Forget an interrupted job's checkpoint."""
+        if self.store is not None:
+            CheckpointStore(self.store.root).delete(checkpoint_id)
 
     def jobs(self, owner: str | None = None) -> list[Job]:
         """Known jobs, newest first (only owner's when given)."""

@@ -217,6 +217,11 @@ class ModelConfig:
         True, "Stop on NaN loss", "End the job with a clear message when the loss diverges.",
         "checkbox", "callbacks",
     )  # fmt: skip
+    checkpoint: bool = knob(
+        True, "Checkpoint every epoch",
+        "Save the model after each epoch, so a server restart or a lost worker can resume there.",
+        "checkbox", "callbacks",
+    )  # fmt: skip
     preset: str = "custom"
 
     # ----- derived facts -------------------------------------------------------------------

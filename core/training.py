@@ -6,6 +6,7 @@ message). A process-wide JobRegistry limits how many jobs train at once; the oth
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import math
@@ -20,8 +21,10 @@ from enum import StrEnum
 import keras
 import numpy as np
 
+from core.checkpoints import CheckpointStore
 from core.data import MnistData, make_dataset, preprocess_images, validation_split
-from core.models import ModelConfig, build_model, make_callbacks
+from core.models import ModelConfig, build_model, make_callbacks, make_optimizer
+from core.runs import RunError
 
 log = logging.getLogger(__name__)
 
@@ -98,12 +101,36 @@ class Progress:
             self._end: float | None = None
             self._rate_times: deque[tuple[float, int]] = deque(maxlen=RATE_WINDOW)
             self._images = 0
+            self._before = 0.0
 
     def start_clock(self) -> None:
         """Training begins now (time spent queued or building does not count)."""
         with self._lock:
             self._start = time.perf_counter()
             self._end = None
+
+    def restore(
+        self,
+        batch: dict[str, list[float]],
+        epoch: dict[str, list[float]],
+        seconds_before: float = 0.0,
+    ) -> None:
+        """Carry on from a checkpoint's records (its training time counts too)."""
+        with self._lock:
+            self._batch = {k: list(v) for k, v in batch.items()}
+            self._epoch = {k: list(v) for k, v in epoch.items()}
+            self._before = float(seconds_before)
+            steps = self._batch.get("step", [])
+            self._epoch_now = int(self._epoch["epoch"][-1]) if self._epoch.get("epoch") else 0
+            self._batch_now = int(self._batch["batch_in_epoch"][-1]) if steps else 0
+
+    def records(self) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+        """Copies of the raw per-batch and per-epoch records (for a checkpoint)."""
+        with self._lock:
+            return (
+                {k: list(v) for k, v in self._batch.items()},
+                {k: list(v) for k, v in self._epoch.items()},
+            )
 
     def stop_clock(self) -> None:
         """Training ended now."""
@@ -138,14 +165,14 @@ class Progress:
             self._probes.append(np.asarray(probabilities, dtype=np.float32))
 
     def elapsed(self) -> float:
-        """Seconds of training so far (or in total, once ended)."""
+        """Seconds of training so far (or in total, once ended), a resumed job's earlier ones too."""
         with self._lock:
-            return (self._end or time.perf_counter()) - self._start
+            return self._before + (self._end or time.perf_counter()) - self._start
 
     def snapshot(self, state: JobState, message: str, **extra) -> ProgressSnapshot:
         """Copy everything under the lock, and work out throughput and time left."""
         with self._lock:
-            elapsed = (self._end or time.perf_counter()) - self._start
+            elapsed = self._before + (self._end or time.perf_counter()) - self._start
             rate = 0.0
             if len(self._rate_times) >= 2:
                 (t0, n0), (t1, n1) = self._rate_times[0], self._rate_times[-1]
@@ -301,9 +328,20 @@ class TrainingJob:
         extra_examples: tuple[np.ndarray, np.ndarray] | None = None,
         owner: str | None = None,
         save_stopped: bool = True,
+        resume: str | None = None,
+        start_from=None,
     ):
+        """resume: the id of a checkpoint to carry on from (config is the checkpoint's);
+        start_from: a RunInfo whose model trains config.epochs epochs more."""
         config.validate(len(data.x_train))
-        self.id = f"job-{uuid.uuid4().hex[:10]}"
+        self.id = resume or f"job-{uuid.uuid4().hex[:10]}"
+        self.resume, self.start_from = resume, start_from
+        self.checkpoints = CheckpointStore(store.root) if store is not None else None
+        before = self._earlier(resume, start_from)
+        self.initial_epoch = len(before[1].get("epoch", []))
+        self.total_epochs = config.epochs + (self.initial_epoch if start_from else 0)
+        if resume and extra_examples is None:
+            extra_examples = self.checkpoints.load_examples(resume)
         self.config = config
         self.data = data
         self.store = store
@@ -317,7 +355,8 @@ class TrainingJob:
         extra = len(extra_examples[0]) if extra_examples else 0
         self.train_count, _ = config.split_sizes(len(data.x_train), extra)
         self.steps_per_epoch = config.steps_per_epoch(len(data.x_train), extra)
-        self.progress = Progress(config.epochs, self.steps_per_epoch)
+        self.progress = Progress(self.total_epochs, self.steps_per_epoch)
+        self.progress.restore(*before[:2], seconds_before=before[2])
         self._stop = threading.Event()
         self._done = threading.Event()
         self._lock = threading.Lock()
@@ -330,6 +369,22 @@ class TrainingJob:
         self.test_metrics: dict[str, float] = {}
         self.run_name: str | None = None
         self.train_seconds = 0.0
+
+    def _earlier(self, resume, start_from) -> tuple[dict, dict, float]:
+        """(per-batch, per-epoch, seconds) already trained: a checkpoint's or a run's."""
+        if resume:
+            checkpoint = self.checkpoints.get(resume)
+            batch, epoch = self.checkpoints.load_progress(resume)
+            return batch, epoch, checkpoint.train_seconds
+        if start_from is not None:
+            history = {k: list(v) for k, v in start_from.history.items() if isinstance(v, list)}
+            return {}, history, float(start_from.meta.get("train_seconds") or 0.0)
+        return {}, {}, 0.0
+
+    @property
+    def saved_config(self) -> ModelConfig:
+        """The configuration the run records: all its epochs, a continued run's earlier ones too."""
+        return dataclasses.replace(self.config, epochs=self.total_epochs)
 
     # ----- public -------------------------------------------------------------------------
     @property
@@ -425,7 +480,7 @@ class TrainingJob:
         if self._stop.is_set():
             self._set(JobState.STOPPED, "Stopped before training began; nothing was trained.")
             return
-        self.model = build_model(cfg, steps_per_epoch=self.steps_per_epoch)
+        self.model = self._model()
         train, val = self._datasets()
         callback = ProgressCallback(
             self.progress,
@@ -438,11 +493,13 @@ class TrainingJob:
         )
         if not self._stop.is_set():
             self._set(JobState.RUNNING, "Training…")
+        saving = [CheckpointCallback(self)] if cfg.checkpoint and self.checkpoints else []
         self.model.fit(
             train,
-            epochs=cfg.epochs,
+            initial_epoch=self.initial_epoch,
+            epochs=self.total_epochs,
             validation_data=val,
-            callbacks=[callback, *make_callbacks(cfg)],
+            callbacks=[callback, *make_callbacks(cfg), *saving],
             shuffle=False,  # the tf.data pipeline shuffles
             verbose=0,
         )
@@ -469,7 +526,7 @@ class TrainingJob:
             history = self.progress.snapshot(JobState.RUNNING, "").epoch_history
             info = self.store.save_run(
                 self.model,
-                cfg,
+                self.saved_config,
                 history=history,
                 metrics=self.test_metrics,
                 meta={
@@ -483,10 +540,13 @@ class TrainingJob:
                     else len(self.extra_examples[0]),
                     "started_at": self.created_at,
                     "owner": self.owner,
+                    "continued_from": self.start_from.name if self.start_from else None,
+                    "resumed": bool(self.resume),
                 },
                 name=self.requested_name,
             )
             self.run_name = info.name
+            self.checkpoints.delete(self.id)
         accuracy = f"{result.accuracy:.2%}"
         if stopped:
             saved = f" Saved as run '{self.run_name}' (stopped)." if self.run_name else ""
@@ -497,6 +557,51 @@ class TrainingJob:
         else:
             saved = f" Saved as run '{self.run_name}'." if self.run_name else ""
             self._set(JobState.FINISHED, f"Test accuracy {accuracy}.{saved}")
+
+    def _model(self):
+        """The network to train: a checkpoint's, a run's to train further, or a new one."""
+        if self.resume:
+            return self.checkpoints.load_model(self.resume)
+        if self.start_from is not None:
+            model = self.store.load_model(self.start_from.name)
+            # A fresh optimizer and schedule over the epochs to come: the run's own schedule
+            # has already annealed its learning rate to almost nothing.
+            model.compile(
+                loss="categorical_crossentropy",
+                optimizer=make_optimizer(self.config, self.steps_per_epoch),
+                metrics=["accuracy"],
+            )
+            return model
+        return build_model(self.config, steps_per_epoch=self.steps_per_epoch)
+
+    def save_checkpoint(self, epochs_done: int) -> None:
+        """After an epoch: the model and the records so far, for Resume after a restart."""
+        batch, epoch = self.progress.records()
+        state = {
+            "config": self.saved_config.to_dict(),
+            "owner": self.owner,
+            "epochs_done": epochs_done,
+            "train_seconds": self.progress.elapsed(),
+            "created_at": self.created_at,
+            "run_name": self.requested_name,
+            "data_source": self.data.label,
+        }
+        try:
+            self.checkpoints.save(self.id, self.model, batch, epoch, state, self.extra_examples)
+        except RunError as exc:
+            log.warning("Job %s: %s", self.id, exc)
+
+
+class CheckpointCallback(keras.callbacks.Callback):
+    """Saves the job's checkpoint after every epoch (after ProgressCallback has recorded it)."""
+
+    def __init__(self, job: TrainingJob):
+        super().__init__()
+        self.job = job
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.job._stop.is_set():
+            self.job.save_checkpoint(epoch + 1)
 
 
 def _describe(exc: BaseException) -> str:

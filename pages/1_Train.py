@@ -5,7 +5,7 @@ import streamlit as st
 
 from core import train_form
 from core.models import estimate_training_seconds
-from ui import frame, job_panel, resources, runs_panel, visitor
+from ui import frame, job_panel, resources, resume_panel, runs_panel, visitor
 from ui.config_form import config_form, init_state
 
 data, _ = frame.page("Train", ":material/model_training:")
@@ -46,8 +46,10 @@ with side:
             f"≈ **{estimate_training_seconds(config, available):.0f} s** on 2 cores"
         )
 
-job_panel.train_button(config, errors, result.unshown)
+busy = job_panel.train_button(config, errors, result.unshown)
 job_panel.queue_view()
+resume_panel.interrupted(busy)
+resume_panel.continue_run(busy)
 job = job_panel.chosen_job()
 if job is not None:
     job_panel.watch(job, data)

@@ -40,8 +40,9 @@ def _start(config, use_examples: bool) -> None:
     st.session_state[PICK] = job.id  # the watch picker follows the new job
 
 
-def train_button(config, errors: dict[str, str], unshown: list[str]) -> None:
-    """Train, disabled while the form has errors or this session's job still runs."""
+def train_button(config, errors: dict[str, str], unshown: list[str]) -> bool:
+    """Train, disabled while the form has errors or this visitor's job still runs; whether the
+    visitor has a job that has not ended."""
     mine = [j for j in resources.get_engine().jobs(owner()) if not j.state.done]
     st.button(
         "Train",
@@ -62,6 +63,7 @@ def train_button(config, errors: dict[str, str], unshown: list[str]) -> None:
             "Nothing starts until the fields marked above are fixed."
             + "".join(f"\n- {message}" for message in unshown)
         )
+    return bool(mine)
 
 
 def queue_view() -> None:
