@@ -210,9 +210,8 @@ def _check_header(img: Image.Image, shrink: bool) -> None:
         )
     if min(width, height) < MIN_SIDE:
         raise ImageError(
-            f"The image is {width:,} pixels wide and {height:,} high: too small to hold a "
-            "digit. Upload one "
-            f"at least {MIN_SIDE} pixels high and wide."
+            f"The image is {width:,} x {height:,} pixels (width x height): too small to hold a "
+            f"digit. Upload one at least {MIN_SIDE} pixels high and wide."
         )
     needed = width * height * BYTES_PER_PIXEL.get(img.mode, 4)
     if not shrink and img.mode not in KEPT_MODES:

@@ -588,6 +588,11 @@ class RunStore:
                 continue
             try:
                 self.check_name(path.name)
+                if path.name == DEFAULT_RUN and self.default_dir is not None:
+                    raise RunError(
+                        f"The folder {path} has the shipped model's name, '{DEFAULT_RUN}'; "
+                        "rename or remove it by hand."
+                    )
                 runs.append(read_run(path, path.name))
             except RunError as exc:
                 bad.append(UnreadableRun(path.name, path, str(exc)))
