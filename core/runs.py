@@ -354,7 +354,10 @@ def read_run(path: Path, name: str, builtin: bool = False) -> RunInfo:
     except _Unreadable as exc:
         missing = str(exc).endswith(" is missing")
         state = "incomplete" if missing else "unreadable"
-        raise RunError(f"Run '{name}' is {state}: {exc}.") from None
+        advice = (
+            "train it again or delete the run" if missing else "delete the run or correct the file"
+        )
+        raise RunError(f"Run '{name}' is {state}: {exc}. To use it, {advice}.") from None
     return RunInfo(name, path, config, history, metrics, meta, builtin=builtin)
 
 
@@ -788,7 +791,7 @@ class RunStore:
             raise RunError("The default model ships with the app and cannot be deleted.")
         if not path.is_dir():
             raise RunNotFoundError(f"No run named '{name}'.")
-        trash = self.root / f".trash-{uuid.uuid4().hex[:8]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        trash = self.root / f".trash-{name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
             os.rename(path, trash)
         except OSError as exc:
