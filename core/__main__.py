@@ -2,8 +2,11 @@
 
     python -m core train --preset tutorial|fast|robust [--epochs N] [--data-dir DIR] [--runs-dir DIR]
     python -m core evaluate RUN [--data-dir DIR] [--runs-dir DIR]
+    python -m core runs [--runs-dir DIR]
+    python -m core predict PATH... [--run NAME] [--runs-dir DIR] [--data-dir DIR]
 
-Both end with one JSON line on stdout.
+train and evaluate end with one JSON line on stdout; runs prints one per run folder, predict one
+per image.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import os
 import resource
 import sys
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 from core.models import PRESETS, ConfigError, preset
 
@@ -132,6 +137,172 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_runs(args: argparse.Namespace) -> int:
+    """One JSON line per run folder, readable or not; exits 0 even when some are unreadable."""
+    from core.runs import RunStore
+
+    runs, bad = RunStore(args.runs_dir).list_runs()
+    for info in runs:
+        line = {
+            "name": info.name,
+            "status": info.status,
+            "test_accuracy": info.test_accuracy,
+            "readable": True,
+            "builtin": info.builtin,
+        }
+        print(json.dumps(line), flush=True)
+    for b in bad:
+        line = {"name": b.name, "status": None, "test_accuracy": None, "readable": False}
+        print(json.dumps(line | {"builtin": False, "reason": b.reason}), flush=True)
+    return 0
+
+
+def add_runs_command(sub) -> None:
+    """The runs subcommand's arguments."""
+    p = sub.add_parser("runs", help="list the saved runs, one JSON line each, unreadable ones too")
+    p.add_argument("--runs-dir", default=os.environ.get("DIGITLAB_RUNS_DIR", "runs"))
+    p.set_defaults(func=cmd_runs)
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")
+"""What predict reads in a folder (a file named on the command line is read whatever its name)."""
+MAX_IMAGE_FILE_BYTES = 50 * 1024 * 1024
+"""Larger files are not read: no photo of one digit is this large."""
+
+
+def image_files(paths: list[str]) -> Iterator[tuple[str, Path | None, str | None]]:
+    """(name, path, None) for every image to read, or (name, None, why not) for a path that
+    gives none; folders are searched recursively, hidden files and folders skipped."""
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.suffix.lower() in IMAGE_SUFFIXES
+                and p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+            if not found:
+                yield raw, None, f"No image files ({', '.join(IMAGE_SUFFIXES)}) in this folder."
+            yield from ((str(p), p, None) for p in found)
+        elif path.is_file():
+            yield raw, path, None
+        else:
+            yield raw, None, "No such file or folder."
+
+
+def _prepare_file(path: Path):
+    """The prepared stages of one image file, None when it has no ink; ValueError or OSError
+    (ImageError is one) with the reason when it cannot be read."""
+    from core import draw_session, drawing
+
+    if path.stat().st_size > MAX_IMAGE_FILE_BYTES:
+        raise drawing.ImageError(
+            f"The file is larger than {MAX_IMAGE_FILE_BYTES // 2**20} MB; it was not read."
+        )
+    return drawing.prepare_stages(draw_session.load_upload(path.read_bytes()))
+
+
+def _unreadable(name: str, reason: str) -> dict:
+    return {
+        "file": name,
+        "digit": None,
+        "probabilities": None,
+        "confidence": None,
+        "unsure": True,
+        "reason": reason,
+    }
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Read image files or folders the way the Draw page reads an upload, a batch at a time;
+    one JSON line per image, never a traceback for a bad one."""
+    from core.data import DataError, held_out, load_mnist
+    from core.runs import RunError, RunStore
+
+    store = RunStore(args.runs_dir)
+    try:
+        info = store.get(args.run)
+        model = store.load_model(args.run)
+        data = load_mnist(args.data_dir)
+    except (RunError, DataError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    from core import explain
+
+    try:
+        explain.check_model(model, info.name)
+    except explain.IncompatibleModelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    # The Draw page's own predictor and calibration (ui.resources builds them the same way).
+    predictor = explain.Predictor(model)
+    calibration = explain.calibrate(model, *held_out(data, info.config))
+    batch: list[tuple[str, object]] = []
+    for name, path, error in image_files(args.paths):
+        if error is None:
+            try:
+                stages = _prepare_file(path)
+                error = None if stages is not None else NO_INK
+            except (OSError, ValueError) as exc:
+                error = str(exc) if isinstance(exc, ValueError) else f"Cannot read it ({exc})."
+        if error is not None:
+            batch.append((name, error))
+        else:
+            batch.append((name, stages.centered))
+        if len(batch) >= args.batch_size:
+            _predict_batch(batch, predictor, calibration)
+            batch = []
+    _predict_batch(batch, predictor, calibration)
+    return 0
+
+
+NO_INK = "The image has no visible ink: it is blank, or its digit has too little contrast."
+
+
+def _predict_batch(batch: list[tuple[str, object]], predictor, calibration) -> None:
+    """Predict every readable image of the batch at once and print a line for each image."""
+    import numpy as np
+
+    from core import explain
+
+    images = [x for _, x in batch if not isinstance(x, str)]
+    if images:
+        probs, features = predictor.batch_with_features(np.stack(images))
+    k = 0
+    for name, x in batch:
+        if isinstance(x, str):
+            print(json.dumps(_unreadable(name, x)), flush=True)
+            continue
+        verdict = explain.assess(probs[k], features[k], calibration)
+        line = {
+            "file": name,
+            "digit": verdict.predicted,
+            "probabilities": [float(p) for p in probs[k]],
+            "confidence": verdict.confidence,
+            "unsure": verdict.unsure,
+            "reason": verdict.reason or None,
+        }
+        print(json.dumps(line), flush=True)
+        k += 1
+
+
+def add_predict_command(sub) -> None:
+    """The predict subcommand's arguments."""
+    p = sub.add_parser(
+        "predict", help="read digits in image files or folders, one JSON line per image"
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders of images")
+    p.add_argument(
+        "--run", default="default", help="the run whose model reads (default: the shipped model)"
+    )
+    p.add_argument("--runs-dir", default=os.environ.get("DIGITLAB_RUNS_DIR", "runs"))
+    p.add_argument("--data-dir", help="MNIST folder, for calibrating the model's confidence")
+    p.add_argument("--batch-size", type=int, default=256, help="images predicted at once")
+    p.set_defaults(func=cmd_predict)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the command."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -150,7 +321,11 @@ def main(argv: list[str] | None = None) -> int:
     for p in (train, ev):
         p.add_argument("--data-dir", help="folder with the MNIST IDX files or mnist.npz")
         p.add_argument("--runs-dir", default=os.environ.get("DIGITLAB_RUNS_DIR", "runs"))
+    add_runs_command(sub)
+    add_predict_command(sub)
     args = parser.parse_args(argv)
+    if hasattr(args, "func"):
+        return args.func(args)
     return cmd_train(args) if args.command == "train" else cmd_evaluate(args)
 
 

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import gzip
 import logging
+import math
 import os
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,15 +75,45 @@ class MnistData:
         }
 
 
+MAX_IMAGES = TRAIN_SIZE
+"""The most digits one file may hold: an MNIST file is never larger than the training set's."""
+IMAGE_BYTES = IMAGE_SIZE * IMAGE_SIZE
+MAX_IDX_BYTES = 4 + 4 * 3 + MAX_IMAGES * IMAGE_BYTES
+"""The largest an IDX file may be (train images: 47 MB); larger ones are refused while reading."""
+NPY_HEADER_BYTES = 65_536
+"""Room for an .npy member's header beside its data."""
+
+
 def read_idx(path: str | Path, expected_magic: int | None = None) -> np.ndarray:
-    """Read one IDX file (gzip or raw) as a uint8 array; raise DataError naming the file."""
+    """Read one IDX file (gzip or raw) as a uint8 array; raise DataError naming the file.
+
+    A gzip file is inflated as it is read, never past what its header promises (and never past
+    MAX_IDX_BYTES), so a compressed bomb is refused before it is inflated.
+    """
     path = Path(path)
     try:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as f:
-            raw = f.read()
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise DataError(f"{path}: cannot read the file ({exc}).") from exc
+            head = f.read(4)
+            if len(head) == 4 and head[:3] == b"\x00\x00\x08":
+                dims = f.read(4 * head[3])
+                head += dims
+                shape = tuple(
+                    int.from_bytes(dims[i : i + 4], "big") for i in range(0, len(dims), 4)
+                )
+                promised = math.prod(shape)
+                if len(head) == 4 + 4 * head[3] and 4 + 4 * len(shape) + promised > MAX_IDX_BYTES:
+                    raise DataError(
+                        f"{path}: the header promises {shape} = {promised:,} bytes of data, more "
+                        f"than an MNIST file holds ({MAX_IDX_BYTES:,}); it was not read."
+                    )
+                raw = head + f.read(promised + 1)
+            else:
+                raw = head + f.read(MAX_IDX_BYTES)
+    except DataError:
+        raise
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"{path}: cannot read the file, it is damaged ({exc}).") from exc
     if len(raw) < 8:
         raise DataError(f"{path}: too short to be an IDX file ({len(raw)} bytes).")
     magic = int.from_bytes(raw[:4], "big")
@@ -96,12 +129,13 @@ def read_idx(path: str | Path, expected_magic: int | None = None) -> np.ndarray:
     if len(raw) < header:
         raise DataError(f"{path}: truncated header.")
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = int(np.prod(shape))
+    expected = math.prod(shape)
     actual = len(raw) - header
     if actual != expected:
+        more = "or more " if actual > expected else ""
         raise DataError(
             f"{path}: truncated or padded: the header promises {shape} = {expected:,} bytes of data "
-            f"but the file holds {actual:,}."
+            f"but the file holds {more}{actual:,}."
         )
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
@@ -151,18 +185,69 @@ def load_local(folder: str | Path) -> MnistData:
 
 
 def _load_npz(path: Path, source: str, description: str) -> MnistData:
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {key: np.asarray(f[key], dtype=np.uint8) for key in IDX_FILES}
-    except KeyError as exc:
-        raise DataError(
-            f"{path}: missing array {exc}; expected x_train, y_train, x_test, y_test."
-        ) from exc
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: not a readable npz file ({exc}).") from exc
+    arrays = read_npz(path)
     _check_pair(arrays["x_train"], arrays["y_train"], f"{path}[x_train]", f"{path}[y_train]")
     _check_pair(arrays["x_test"], arrays["y_test"], f"{path}[x_test]", f"{path}[y_test]")
     return MnistData(**arrays, source=source, description=description)
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """x_train, y_train, x_test and y_test from a Keras mnist.npz as uint8; DataError naming the
+    file. Each member's size is checked in the zip directory and its .npy header before it is
+    inflated (zipfile never inflates a member past its declared size)."""
+    arrays = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for key in IDX_FILES:
+                arrays[key] = _npz_member(path, archive, key)
+    except DataError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"{path}: not a readable npz file, it is damaged ({exc}).") from exc
+    except (ValueError, RuntimeError, NotImplementedError) as exc:
+        raise DataError(f"{path}: not a readable npz file ({exc}).") from exc
+    return arrays
+
+
+def _npz_member(path: Path, archive: zipfile.ZipFile, key: str) -> np.ndarray:
+    try:
+        info = archive.getinfo(f"{key}.npy")
+    except KeyError:
+        raise DataError(
+            f"{path}: missing array '{key}'; expected x_train, y_train, x_test, y_test."
+        ) from None
+    limit = MAX_IMAGES * (IMAGE_BYTES if key.startswith("x") else 1)
+    if info.file_size > 8 * limit + NPY_HEADER_BYTES:
+        raise DataError(
+            f"{path}[{key}]: declares {info.file_size:,} bytes, more than an MNIST array can "
+            "be; it was not inflated."
+        )
+    with archive.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise DataError(f"{path}[{key}]: unsupported .npy version {version}.")
+        count = math.prod(shape)
+        if dtype.kind not in "biu":
+            raise DataError(f"{path}[{key}]: holds {dtype} values, expected whole numbers 0-255.")
+        if count > limit:
+            raise DataError(
+                f"{path}[{key}]: has shape {shape}, more than an MNIST array holds; "
+                "it was not inflated."
+            )
+        data = f.read(count * dtype.itemsize + 1)
+    if len(data) != count * dtype.itemsize:
+        raise DataError(f"{path}[{key}]: truncated or padded: its header promises shape {shape}.")
+    order = "F" if fortran else "C"
+    array = np.frombuffer(data, dtype=dtype).reshape(shape, order=order)
+    if array.dtype != np.uint8:
+        if array.size and (array.min() < 0 or array.max() > 255):
+            raise DataError(f"{path}[{key}]: values outside 0-255.")
+        array = array.astype(np.uint8)
+    return np.ascontiguousarray(array)
 
 
 def load_download() -> MnistData:

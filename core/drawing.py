@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import io
 import math
+import struct
 import warnings
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +25,15 @@ DIGIT_BOX = 20
 CENTER = 14.0
 MNIST_CENTER = (CENTER, CENTER)
 MAX_PIXELS = 40_000_000
+MIN_SIDE = 8
+"""Uploads narrower or lower than this many pixels cannot hold a readable digit."""
+MAX_DECODE_BYTES = 200_000_000
+"""What decoding one upload may take (Pillow's pixels, plus a converted copy when its mode needs one)."""
+KEPT_MODES = ("L", "RGB", "RGBA", "I", "F")
+STRIP_PIXELS = 2_000_000
+"""Pixels per strip when a large upload is shrunk (a strip's copies are a few MB)."""
+BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
+"""Bytes Pillow keeps per pixel in the modes that take fewer than 4."""
 # Ink is measured against the background colour; differences below this are paper or sensor noise.
 MIN_CONTRAST = 0.08
 MIN_INK_EXTENT = 3
@@ -134,25 +145,31 @@ def enlarge(img28: np.ndarray, scale: int = 8) -> np.ndarray:
     return np.repeat(np.repeat(img, scale, axis=0), scale, axis=1)
 
 
-def load_image_bytes(data: bytes) -> np.ndarray:
-    """An uploaded PNG/JPEG (or any Pillow format) as a uint8 gray, RGB or RGBA array."""
+def load_image_bytes(data: bytes, max_side: int | None = None) -> np.ndarray:
+    """An uploaded PNG/JPEG (or any Pillow format; an animation's first frame) as a uint8 gray,
+    RGB or RGBA array, decoded once.
+
+    Size and memory are checked from the header before any pixel is decoded; with max_side, a
+    JPEG is decoded at a reduced scale and any image is shrunk in Pillow (box filter) so its
+    longer side is at most max_side before it becomes an array.
+    """
     if not data:
         raise ImageError("The file is empty.")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
-            width, height = img.size
-            # Only the header has been read: refuse huge images before decoding their pixels.
-            if width * height > MAX_PIXELS:
-                raise ImageError(
-                    f"The image is too large ({width:,} x {height:,} pixels); images up to "
-                    f"{MAX_PIXELS // 1_000_000} megapixels are accepted. Please shrink it."
-                )
-            if width == 0 or height == 0:
-                raise ImageError("The image has no pixels.")
+            if max_side:
+                # JPEG decodes at 1/2, 1/4 or 1/8 scale, still at least max_side: far less memory.
+                img.draft("RGB" if img.mode in ("RGB", "YCbCr") else None, (max_side, max_side))
+            _check_header(img, shrink=bool(max_side) and max(img.size) > (max_side or 0))
             img.load()
-            img = ImageOps.exif_transpose(img)
+            if max_side and max(img.size) > max_side:
+                img = _shrink(img, math.ceil(max(img.size) / max_side))
+            else:
+                img = _supported_mode(img)
+            # Upright after shrinking: turning a small image is cheap.
+            ImageOps.exif_transpose(img, in_place=True)
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -164,7 +181,14 @@ def load_image_bytes(data: bytes) -> np.ndarray:
         raise ImageError(
             "This file is not an image Digit Lab can read; upload a PNG or JPEG."
         ) from exc
-    except (OSError, ValueError, SyntaxError) as exc:
+    except MemoryError as exc:
+        raise ImageError("The image is too large to decode here; please shrink it.") from exc
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error, zlib.error) as exc:
+        if "too large" in str(exc).lower() or "too much memory" in str(exc).lower():
+            raise ImageError(
+                "The image holds more compressed metadata than is safe to unpack; "
+                "save it again as a plain PNG or JPEG."
+            ) from exc
         raise ImageError(
             f"The image could not be decoded; it may be truncated or damaged ({exc})."
         ) from exc
@@ -172,6 +196,69 @@ def load_image_bytes(data: bytes) -> np.ndarray:
     if array.size == 0:
         raise ImageError("The image decoded to nothing.")
     return array
+
+
+def _check_header(img: Image.Image, shrink: bool) -> None:
+    """Refuse, from the header alone, images too small to hold a digit or too large to decode."""
+    width, height = img.size
+    if width == 0 or height == 0:
+        raise ImageError("The image has no pixels.")
+    if width * height > MAX_PIXELS:
+        raise ImageError(
+            f"The image is too large ({width:,} x {height:,} pixels); images up to "
+            f"{MAX_PIXELS // 1_000_000} megapixels are accepted. Please shrink it."
+        )
+    if min(width, height) < MIN_SIDE:
+        raise ImageError(
+            f"The image is {width:,} x {height:,} pixels (width x height): too small to hold a "
+            f"digit. Upload one at least {MIN_SIDE} pixels high and wide."
+        )
+    needed = width * height * BYTES_PER_PIXEL.get(img.mode, 4)
+    if not shrink and img.mode not in KEPT_MODES:
+        needed += width * height * 4  # converted whole, not strip by strip
+    if needed > MAX_DECODE_BYTES:
+        raise ImageError(
+            f"The image ({width:,} x {height:,} pixels, {img.mode}) would take about "
+            f"{needed / 1e6:,.0f} MB of memory to decode, over the {MAX_DECODE_BYTES / 1e6:.0f} MB "
+            "allowed; please shrink it."
+        )
+
+
+def _shrink(img: Image.Image, factor: int) -> Image.Image:
+    """img averaged over factor x factor blocks, in a supported mode, a strip at a time: a
+    strip's converted copy is all the memory it takes beside the decoded image."""
+    width, height = img.size
+    rows = factor * max(1, STRIP_PIXELS // (width * factor))
+    out = None
+    for top in range(0, height, rows):
+        strip = _supported_mode(img.crop((0, top, width, min(height, top + rows))))
+        small = strip.reduce(factor)
+        if out is None:
+            out = Image.new(small.mode, (math.ceil(width / factor), math.ceil(height / factor)))
+        out.paste(small, (0, top // factor))
+    return out
+
+
+def _supported_mode(img: Image.Image) -> Image.Image:
+    """The decoded image in a mode Pillow can shrink and numpy can read: L, RGB, RGBA, I or F."""
+    mode = img.mode
+    if mode in KEPT_MODES:
+        return img
+    if mode.startswith("I;16"):
+        return img.convert("I")
+    if mode == "1":
+        return img.convert("L")
+    if mode in ("P", "PA"):
+        return img.convert("RGBA" if mode == "PA" or "transparency" in img.info else "RGB")
+    if mode in ("LA", "La", "RGBa"):
+        return img.convert("RGBA")
+    try:
+        return img.convert("RGB")
+    except ValueError as exc:
+        raise ImageError(
+            f"Images in the {mode} colour mode cannot be read; save it as an RGB or grayscale "
+            "PNG or JPEG."
+        ) from exc
 
 
 def ink_intensity(image: np.ndarray) -> np.ndarray | None:
@@ -204,18 +291,10 @@ def ink_intensity(image: np.ndarray) -> np.ndarray | None:
 
 
 def _to_array(img: Image.Image) -> np.ndarray:
-    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+    if img.mode in ("I", "F"):
         values = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if img.mode.startswith("I;16") or values.max() > 255 else 255.0
+        top = 65535.0 if values.size and values.max() > 255 else 255.0
         return np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    if img.mode == "1":
-        img = img.convert("L")
-    elif img.mode == "P":
-        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
-    elif img.mode in ("LA", "La", "PA", "RGBa"):
-        img = img.convert("RGBA")
-    elif img.mode not in ("L", "RGB", "RGBA"):
-        img = img.convert("RGB")
     return np.asarray(img, dtype=np.uint8)
 
 

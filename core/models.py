@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from core.data import INPUT_SHAPE, NUM_CLASSES, TRAIN_SIZE
@@ -82,13 +83,17 @@ class Spec:
                 return None
             return f"{what} must be one of {', '.join(k.choices)} (got {value!r})."
         is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if isinstance(value, float) and not math.isfinite(value):
+            is_number = False
         if self.kind is int and is_number and value != int(value):
             is_number = False
-        if not is_number or not math.isfinite(value):
+        if not is_number:
             noun = "a whole number" if self.kind is int else "a number"
             return f"{what} must be {noun} between {k.lo:g} and {k.hi:g} (got {value!r})."
         if not k.lo <= value <= k.hi:
-            return f"{what} must be between {k.lo:g} and {k.hi:g} (got {value:g})."
+            # An integer too large for a float (a link can hold one) is shown by its size.
+            shown = f"{value:g}" if abs(value) < 1e300 else f"a {len(str(abs(value)))}-digit number"
+            return f"{what} must be between {k.lo:g} and {k.hi:g} (got {shown})."
         return None
 
 
@@ -459,7 +464,15 @@ def _parse(spec: Spec, raw: str) -> Any:
 
 
 def _block_token(b: ConvBlock) -> str:
-    return f"{b.filters}-{b.kernel_size}-{b.convs}-{'p' if b.pool else 'n'}-{b.dropout:g}"
+    return f"{b.filters}-{b.kernel_size}-{b.convs}-{'p' if b.pool else 'n'}-{_plain(b.dropout)}"
+
+
+def _plain(x: float) -> str:
+    """x without an exponent (its '-' would split a block token), read back exactly."""
+    short = f"{x:g}"
+    if "e" not in short and float(short) == x:
+        return short
+    return format(Decimal(repr(float(x))), "f")
 
 
 def _parse_block(token: str) -> ConvBlock:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import io
 import json
+import math
 import os
 import re
 import shutil
@@ -22,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from core.models import CONFIG_SPECS, ModelConfig
+from core.models import BLOCK_SPECS, CONFIG_SPECS, MAX_BLOCKS, ConvBlock, ModelConfig
 
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
@@ -140,6 +141,286 @@ class UnreadableRun:
     reason: str
 
 
+MAX_JSON_BYTES = {
+    CONFIG_FILE: 64 * 1024,
+    HISTORY_FILE: 1024 * 1024,
+    METRICS_FILE: 64 * 1024,
+    META_FILE: 64 * 1024,
+}
+"""The largest each JSON file of a run may be (a 100-epoch run's history is about 20 kB)."""
+MAX_MODEL_BYTES = 64 * 1024 * 1024
+"""The largest a run's model may be, on disk and inflated (Digit Lab's largest are about 10 MB)."""
+KERAS_MEMBERS = ("config.json", "metadata.json", "model.weights.h5")
+MAX_KERAS_CONFIG_BYTES = 4 * 1024 * 1024
+META_TYPES: dict[str, tuple[type, ...]] = {
+    "status": (str,),
+    "name": (str,),
+    "owner": (str, type(None)),
+    "data_source": (str,),
+    "saved_at": (int, float),
+    "started_at": (int, float),
+    "train_seconds": (int, float, type(None)),
+    "epochs_completed": (int,),
+    "train_samples": (int,),
+    "user_examples": (int,),
+}
+"""meta.json's keys that Digit Lab reads, and the JSON types each may hold (others are kept)."""
+
+
+class _Unreadable(Exception):
+    """Why one file of a run cannot be used (becomes a RunError naming the run)."""
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _kind(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "text", bool: "true/false", type(None): "null"}
+    return names.get(type(value), "a number")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return _is_number(value) and math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
+def _read_json(path: Path) -> Any:
+    """A run's JSON file, refused when it is larger than its limit or not JSON."""
+    limit = MAX_JSON_BYTES[path.name]
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(limit + 1)
+    except FileNotFoundError:
+        raise _Unreadable(f"{path.name} is missing") from None
+    except OSError as exc:
+        raise _Unreadable(f"{path.name} cannot be read ({exc.strerror or exc})") from exc
+    if len(raw) > limit:
+        raise _Unreadable(f"{path.name} is larger than {limit // 1024} kB, too large to be a run's")
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise _Unreadable(f"{path.name} is not UTF-8 text") from None
+    except RecursionError:
+        raise _Unreadable(f"{path.name} is nested too deeply to be a run's") from None
+    except ValueError as exc:
+        raise _Unreadable(f"{path.name} is not valid JSON ({exc})") from None
+
+
+def _config_value(spec: Any, value: Any, what: str) -> Any:
+    """value as spec's field holds it (ints for whole numbers, floats for numbers), or why not."""
+    if spec.name == "train_samples" and value is None:
+        return None
+    if spec.kind is int and isinstance(value, float) and _finite(value) and value.is_integer():
+        value = int(value)
+    elif spec.kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value) if _finite(value) else value
+    if spec.kind in (int, float) and _is_number(value) and not _finite(value):
+        noun = "a whole number" if spec.kind is int else "a number"
+        raise _Unreadable(f"config.json: {what} must be {noun}, not {_short(value)}")
+    problem = spec.problem(value, what)
+    if problem:
+        raise _Unreadable(f"config.json: {problem.rstrip('.')}")
+    return value
+
+
+def _config_from_json(data: Any) -> ModelConfig:
+    """A ModelConfig from config.json, every field's type and range checked."""
+    if not isinstance(data, dict):
+        raise _Unreadable(f"config.json holds {_kind(data)}, not an object of settings")
+    kwargs: dict[str, Any] = {}
+    for spec in CONFIG_SPECS:
+        if spec.name in data:
+            kwargs[spec.name] = _config_value(spec, data[spec.name], spec.name)
+    if "preset" in data:
+        preset = data["preset"]
+        if not isinstance(preset, str) or not 0 < len(preset) <= 64:
+            raise _Unreadable(f"config.json: preset must be a name, not {_short(preset)}")
+        kwargs["preset"] = preset
+    if "conv_blocks" in data:
+        kwargs["conv_blocks"] = _blocks_from_json(data["conv_blocks"])
+    return ModelConfig(**kwargs)
+
+
+def _blocks_from_json(blocks: Any) -> tuple[ConvBlock, ...]:
+    if not isinstance(blocks, list) or not 1 <= len(blocks) <= MAX_BLOCKS:
+        raise _Unreadable(
+            f"config.json: conv_blocks must be a list of 1 to {MAX_BLOCKS} blocks, "
+            f"not {_short(blocks)}"
+        )
+    out = []
+    for i, block in enumerate(blocks):
+        if isinstance(block, list) and len(block) == len(BLOCK_SPECS):
+            block = {spec.name: v for spec, v in zip(BLOCK_SPECS, block, strict=True)}
+        if not isinstance(block, dict):
+            raise _Unreadable(
+                f"config.json: block {i + 1} must be an object of filters, kernel_size, convs, "
+                f"pool and dropout, not {_short(block)}"
+            )
+        values = {
+            spec.name: _config_value(spec, block[spec.name], f"block {i + 1} {spec.name}")
+            for spec in BLOCK_SPECS
+            if spec.name in block
+        }
+        out.append(ConvBlock(**values))
+    return tuple(out)
+
+
+def _numbers(values: Any, what: str) -> list[float]:
+    if not isinstance(values, list):
+        raise _Unreadable(f"{what} must be a list of numbers, not {_short(values)}")
+    for v in values:
+        if not _is_number(v):
+            raise _Unreadable(f"{what} holds {_short(v)}, not a number")
+    try:
+        return [float(v) for v in values]
+    except OverflowError:
+        raise _Unreadable(f"{what} holds a number too large for a float") from None
+
+
+def _history_from_json(data: Any) -> dict[str, list[float]]:
+    if not isinstance(data, dict):
+        raise _Unreadable(f"history.json holds {_kind(data)}, not an object of curves")
+    return {key: _numbers(values, f"history.json: {key}") for key, values in data.items()}
+
+
+def _metrics_from_json(data: Any) -> dict[str, float]:
+    if not isinstance(data, dict):
+        raise _Unreadable(f"metrics.json holds {_kind(data)}, not an object of numbers")
+    metrics = {}
+    for key, value in data.items():
+        if not _finite(value):
+            raise _Unreadable(f"metrics.json: {key} must be a number, not {_short(value)}")
+        metrics[key] = float(value)
+    accuracy = metrics.get("test_accuracy")
+    if accuracy is not None and not 0.0 <= accuracy <= 1.0:
+        raise _Unreadable(f"metrics.json: test_accuracy must be between 0 and 1, not {accuracy:g}")
+    return metrics
+
+
+def _meta_from_json(data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise _Unreadable(f"meta.json holds {_kind(data)}, not an object")
+    for key, types in META_TYPES.items():
+        if key not in data:
+            continue
+        value = data[key]
+        ok = isinstance(value, types) and not isinstance(value, bool)
+        if ok and _is_number(value):
+            ok = _finite(value) and value >= 0
+        if ok and isinstance(value, str):
+            ok = len(value) <= 1000
+        if not ok:
+            raise _Unreadable(f"meta.json: {key} cannot be {_short(value)}")
+    return data
+
+
+def _check_model_file(path: Path) -> None:
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise _Unreadable(f"{MODEL_FILE} is missing") from None
+    except OSError as exc:
+        raise _Unreadable(f"{MODEL_FILE} cannot be read ({exc.strerror or exc})") from exc
+    if not path.is_file():
+        raise _Unreadable(f"{MODEL_FILE} is not a file")
+    if size == 0:
+        raise _Unreadable(f"{MODEL_FILE} is empty")
+    if size > MAX_MODEL_BYTES:
+        raise _Unreadable(
+            f"{MODEL_FILE} is {size / 1e6:,.0f} MB, over Digit Lab's limit of "
+            f"{MAX_MODEL_BYTES / 1e6:.0f} MB"
+        )
+
+
+def read_run(path: Path, name: str, builtin: bool = False) -> RunInfo:
+    """The one validating reader of a run folder: every file's type and size checked.
+
+    Raises RunError saying which file is wrong and how; nothing else escapes.
+    """
+    try:
+        config = _config_from_json(_read_json(path / CONFIG_FILE))
+        history = _history_from_json(_read_json(path / HISTORY_FILE))
+        metrics = _metrics_from_json(_read_json(path / METRICS_FILE))
+        meta = _meta_from_json(_read_json(path / META_FILE))
+        _check_model_file(path / MODEL_FILE)
+    except _Unreadable as exc:
+        missing = str(exc).endswith(" is missing")
+        state = "incomplete" if missing else "unreadable"
+        advice = (
+            "train it again or delete the run" if missing else "delete the run or correct the file"
+        )
+        raise RunError(f"Run '{name}' is {state}: {exc}. To use it, {advice}.") from None
+    return RunInfo(name, path, config, history, metrics, meta, builtin=builtin)
+
+
+def check_keras_archive(path: Path) -> None:
+    """Refuse a .keras file whose members are not a Keras model's or would inflate too far.
+
+    Sizes are read from the zip directory and the HDF5 dataset headers, before anything is
+    inflated; zipfile never inflates a member past the size its directory declares.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+            names = [info.filename for info in members]
+            strange = [n for n in names if n not in KERAS_MEMBERS and not n.startswith("assets/")]
+            if strange or "config.json" not in names:
+                raise _Unreadable(
+                    f"it holds {_short(sorted(names))}, not a Keras model's config.json, "
+                    "metadata.json and model.weights.h5"
+                )
+            total = sum(info.file_size for info in members)
+            if total > MAX_MODEL_BYTES:
+                raise _Unreadable(
+                    f"it would inflate to {total / 1e6:,.0f} MB, over Digit Lab's limit of "
+                    f"{MAX_MODEL_BYTES / 1e6:.0f} MB"
+                )
+            config = archive.getinfo("config.json")
+            if config.file_size > MAX_KERAS_CONFIG_BYTES:
+                raise _Unreadable(f"its config.json declares {config.file_size:,} bytes")
+            if "model.weights.h5" in names:
+                _check_weights(archive.read("model.weights.h5"))
+    except _Unreadable:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError) as exc:
+        raise _Unreadable(
+            f"it is not a readable .keras archive ({type(exc).__name__}: {exc})"
+        ) from exc
+    except (RuntimeError, NotImplementedError) as exc:  # encrypted or unsupported compression
+        raise _Unreadable(f"it cannot be opened ({exc})") from exc
+
+
+def _check_weights(data: bytes) -> None:
+    """Refuse weights whose datasets declare more than MAX_MODEL_BYTES (compressed HDF5 data)."""
+    import h5py
+
+    total = 0
+
+    def add(_name: str, item: Any) -> None:
+        nonlocal total
+        if isinstance(item, h5py.Dataset):
+            total += math.prod(item.shape or (1,)) * item.dtype.itemsize
+
+    try:
+        with h5py.File(io.BytesIO(data), "r") as weights:
+            weights.visititems(add)
+    except (OSError, ValueError, TypeError) as exc:
+        raise _Unreadable(f"its weights are not a readable HDF5 file ({exc})") from exc
+    if total > MAX_MODEL_BYTES:
+        raise _Unreadable(
+            f"its weights would inflate to {total / 1e6:,.0f} MB, over Digit Lab's limit of "
+            f"{MAX_MODEL_BYTES / 1e6:.0f} MB"
+        )
+
+
 def _write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, default=_json_default), encoding="utf-8")
 
@@ -234,6 +515,15 @@ def _disk_message(exc: OSError, what: str) -> str:
     return f"{what} could not be saved ({exc.strerror or exc}). Saved runs are untouched."
 
 
+def _move_message(exc: OSError, what: str) -> str:
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return (
+            f"{what}: the runs folder is read-only ({exc.strerror}). Nothing was changed; "
+            "ask whoever runs Digit Lab to make the runs folder writable."
+        )
+    return f"{what} ({exc.strerror or exc}). Nothing was changed."
+
+
 class RunStore:
     """Runs under one folder (default ./runs) plus the read-only default model shipped with the app."""
 
@@ -273,37 +563,42 @@ class RunStore:
 
     # ----- reading -------------------------------------------------------------------------
     def get(self, name: str) -> RunInfo:
-        """Read one run's metadata (not the model)."""
+        """Read one run's metadata (not the model), every file checked; RunError says what is
+        wrong with which file."""
         path, builtin = self._path(name)
         if not path.is_dir():
             raise RunNotFoundError(f"No run named '{name}'.")
-        try:
-            config = ModelConfig.from_dict(json.loads((path / CONFIG_FILE).read_text()))
-            history = json.loads((path / HISTORY_FILE).read_text())
-            metrics = json.loads((path / METRICS_FILE).read_text())
-            meta = json.loads((path / META_FILE).read_text())
-        except FileNotFoundError as exc:
-            raise RunError(
-                f"Run '{name}' is incomplete: {Path(exc.filename).name} is missing."
-            ) from exc
-        except (OSError, ValueError, TypeError) as exc:
-            raise RunError(f"Run '{name}' is unreadable: {exc}.") from exc
-        if not (path / MODEL_FILE).is_file():
-            raise RunError(f"Run '{name}' is incomplete: {MODEL_FILE} is missing.")
-        return RunInfo(name, path, config, history, metrics, meta, builtin=builtin)
+        return read_run(path, name, builtin)
 
     def list_runs(self, include_default: bool = True) -> tuple[list[RunInfo], list[UnreadableRun]]:
-        """Every readable run (newest first, the default model last) and the unreadable ones."""
+        """Every readable run (newest first, the default model last) and the unreadable ones,
+        each with its reason; never raises, whatever the folders hold."""
         runs: list[RunInfo] = []
         bad: list[UnreadableRun] = []
-        if self.root.is_dir():
-            for path in sorted(self.root.iterdir()):
-                if not path.is_dir() or path.name.startswith("."):
-                    continue
-                try:
-                    runs.append(self.get(path.name))
-                except RunError as exc:
-                    bad.append(UnreadableRun(path.name, path, str(exc)))
+        try:
+            folders = sorted(self.root.iterdir()) if self.root.is_dir() else []
+        except OSError as exc:
+            folders = []
+            bad.append(
+                UnreadableRun(
+                    self.root.name,
+                    self.root,
+                    f"The runs folder {self.root} cannot be read ({exc.strerror or exc}).",
+                )
+            )
+        for path in folders:
+            if path.name.startswith(".") or not path.is_dir():
+                continue
+            try:
+                self.check_name(path.name)
+                if path.name == DEFAULT_RUN and self.default_dir is not None:
+                    raise RunError(
+                        f"The folder {path} has the shipped model's name, '{DEFAULT_RUN}'; "
+                        "rename or remove it by hand."
+                    )
+                runs.append(read_run(path, path.name))
+            except RunError as exc:
+                bad.append(UnreadableRun(path.name, path, str(exc)))
         runs.sort(key=lambda r: r.created_at, reverse=True)
         if include_default and self.default_dir is not None and self.default_dir.is_dir():
             try:
@@ -313,10 +608,18 @@ class RunStore:
         return runs, bad
 
     def load_model(self, name: str):
-        """Load a run's model with Keras safe_mode; RunError with the reason when it cannot."""
+        """Load a run's model with Keras safe_mode, its archive's declared sizes checked first;
+        RunError with the reason when it cannot be loaded."""
         import keras
 
         info = self.get(name)
+        try:
+            check_keras_archive(info.model_path)
+        except _Unreadable as exc:
+            raise RunError(
+                f"The model of run '{name}' cannot be loaded: {exc}. "
+                "Delete the run or train it again."
+            ) from None
         try:
             return keras.saving.load_model(info.model_path, compile=True, safe_mode=True)
         except Exception as exc:  # noqa: BLE001 - any failure means the file is not a usable model
@@ -441,9 +744,23 @@ class RunStore:
 
         return self._place(write, name, automatic=True)
 
-    def rename(self, old: str, new: str) -> RunInfo:
-        """Rename a run (not the default model)."""
-        path, builtin = self._path(old)
+    def _listed(self, name: str) -> tuple[Path, bool]:
+        """The folder of a listed run, readable or not (an unreadable one may have a name that
+        check_name refuses, and must still be renamable and deletable)."""
+        plain = (
+            isinstance(name, str)
+            and name not in ("", ".", "..")
+            and not name.startswith(".")
+            and "/" not in name
+            and "\0" not in name
+        )
+        if plain and name != DEFAULT_RUN and (self.root / name).is_dir():
+            return self.root / name, False
+        return self._path(name)
+
+    def rename(self, old: str, new: str) -> RunInfo | UnreadableRun:
+        """Rename a run (not the default model); an unreadable run comes back as one."""
+        path, builtin = self._listed(old)
         if builtin:
             raise RunError("The default model ships with the app and cannot be renamed.")
         self.check_name(new)
@@ -451,25 +768,38 @@ class RunStore:
             raise RunError(f"A run named '{new}' already exists; choose another name.")
         if not path.is_dir():
             raise RunNotFoundError(f"No run named '{old}'.")
-        os.rename(path, self.root / new)
+        try:
+            os.rename(path, self.root / new)
+        except OSError as exc:
+            raise RunError(_move_message(exc, f"Run '{old}' could not be renamed")) from exc
         meta_path = self.root / new / META_FILE
         try:
             meta = json.loads(meta_path.read_text())
             atomic_write_json(meta_path, dict(meta, name=new))
-        except (OSError, ValueError):
+        except (OSError, ValueError, TypeError, RecursionError):
             pass  # An unreadable meta stays as it was; the folder name is the run's name.
-        return self.get(new)
+        try:
+            return self.get(new)
+        except RunError as exc:
+            return UnreadableRun(new, self.root / new, str(exc))
 
     def delete(self, name: str) -> None:
-        """Delete a run (not the default model): moved aside first, so listing never sees half."""
-        path, builtin = self._path(name)
+        """Delete a run, readable or not (not the default model): moved aside first, so listing
+        never sees half of it."""
+        path, builtin = self._listed(name)
         if builtin:
             raise RunError("The default model ships with the app and cannot be deleted.")
         if not path.is_dir():
             raise RunNotFoundError(f"No run named '{name}'.")
         trash = self.root / f".trash-{name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        os.rename(path, trash)
-        shutil.rmtree(trash, ignore_errors=True)
+        try:
+            os.rename(path, trash)
+        except OSError as exc:
+            raise RunError(_move_message(exc, f"Run '{name}' could not be deleted")) from exc
+        if trash.is_symlink():
+            trash.unlink(missing_ok=True)  # a link to a folder elsewhere: remove the link only
+        else:
+            shutil.rmtree(trash, ignore_errors=True)
 
 
 EXAMPLE_PATTERN = re.compile(r"^[0-9]-[0-9]{8}-[0-9]{6}-[0-9a-f]{6}\.npy$")
