@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -810,3 +812,43 @@ def estimate_training_seconds(config: ModelConfig, available: int = TRAIN_SIZE) 
         per_epoch *= 1.3
     per_epoch += flops_per_image(config) * n_val / TRAIN_MACS_PER_SECOND
     return per_epoch * config.epochs
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How fast one configuration trains on this machine, measured on a few batches."""
+
+    first_step: float
+    """Seconds of the first step: TensorFlow traces and compiles the training step there."""
+    step: float
+    """Seconds of each later step."""
+
+
+def time_training_steps(
+    config: ModelConfig, steps: int = 4, clock: Callable[[], float] | None = None
+) -> Timing:
+    """Time a few training steps of config's network on blank digits of its batch size."""
+    import numpy as np
+
+    clock = clock or time.perf_counter
+    model = build_model(dataclasses.replace(config, epochs=1), steps_per_epoch=10)
+    x = np.zeros((config.batch_size, *INPUT_SHAPE), np.float32)
+    y = np.zeros((config.batch_size, NUM_CLASSES), np.float32)
+    y[:, 0] = 1.0
+    start = clock()
+    model.train_on_batch(x, y)
+    first = clock() - start
+    start = clock()
+    for _ in range(steps):
+        model.train_on_batch(x, y)
+    return Timing(first_step=first, step=(clock() - start) / steps)
+
+
+def estimate_from_timing(config: ModelConfig, timing: Timing, available: int = TRAIN_SIZE) -> float:
+    """Seconds of training config will take, from a measured Timing: every step at the timed
+    pace, the first one slower, and the validation pass of each epoch (a forward pass is about a
+    third of a training step)."""
+    steps = config.steps_per_epoch(available) * config.epochs
+    _, n_val = config.split_sizes(available)
+    validation = timing.step / 3 * math.ceil(n_val / config.batch_size) * config.epochs
+    return timing.first_step + max(0, steps - 1) * timing.step + validation

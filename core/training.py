@@ -28,6 +28,8 @@ from core.runs import RunError
 
 log = logging.getLogger(__name__)
 
+PREPARING = "Preparing: loading data, building the model…"
+TRAINING = "Training…"
 PROBE_COUNT = 12
 RATE_WINDOW = 50
 
@@ -124,6 +126,11 @@ class Progress:
             self._epoch_now = int(self._epoch["epoch"][-1]) if self._epoch.get("epoch") else 0
             self._batch_now = int(self._batch["batch_in_epoch"][-1]) if steps else 0
 
+    def has_batches(self) -> bool:
+        """Whether any batch has been recorded (a resumed job's earlier ones count)."""
+        with self._lock:
+            return bool(self._batch.get("step"))
+
     def records(self) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
         """Copies of the raw per-batch and per-epoch records (for a checkpoint)."""
         with self._lock:
@@ -180,8 +187,11 @@ class Progress:
             done_steps = len(self._batch.get("step", []))
             total_steps = self.epochs * self.steps_per_epoch
             eta = None
-            if done_steps and not state.done and rate > 0:
-                per_step = elapsed / done_steps
+            if done_steps and not state.done and rate > 0 and len(self._rate_times) >= 2:
+                # Time left at the recent pace: the first batches (tracing, warming caches) are
+                # slower than the rest, and an average over them overstates what is left.
+                (t0, _), (t1, _) = self._rate_times[0], self._rate_times[-1]
+                per_step = (t1 - t0) / (len(self._rate_times) - 1)
                 eta = max(0.0, (total_steps - done_steps) * per_step)
             return ProgressSnapshot(
                 state=state,
@@ -428,6 +438,8 @@ class TrainingJob:
         position = self._registry.queue_position(self) if self._registry else None
         with self._lock:
             state, message = self._state, self._message
+        if message == TRAINING and not self.progress.has_batches():
+            message = PREPARING  # until the first batch: tracing the step takes a moment
         return self.progress.snapshot(
             state,
             message,
@@ -476,7 +488,7 @@ class TrainingJob:
 
     def _train(self) -> None:
         cfg = self.config
-        self._set(JobState.RUNNING, "Building the model…")
+        self._set(JobState.RUNNING, PREPARING)
         if self._stop.is_set():
             self._set(JobState.STOPPED, "Stopped before training began; nothing was trained.")
             return
@@ -492,7 +504,7 @@ class TrainingJob:
             samples=self.train_count,
         )
         if not self._stop.is_set():
-            self._set(JobState.RUNNING, "Training…")
+            self._set(JobState.RUNNING, TRAINING)
         saving = [CheckpointCallback(self)] if cfg.checkpoint and self.checkpoints else []
         self.model.fit(
             train,

@@ -1,11 +1,8 @@
 """Train: tune the network, launch training, watch it live, stop it, compare runs."""
 
-import pandas as pd
 import streamlit as st
 
-from core import train_form
-from core.models import estimate_training_seconds
-from ui import frame, job_panel, resources, resume_panel, runs_panel, visitor
+from ui import frame, job_panel, resources, resume_panel, runs_panel, summary_panel, visitor
 from ui.config_form import config_form, init_state
 
 data, _ = frame.page("Train", ":material/model_training:")
@@ -32,19 +29,7 @@ if config.train_samples is None and "train_samples" in st.query_params:
     del st.query_params["train_samples"]
 
 with side:
-    st.markdown("**Model summary**")
-    if errors:
-        st.warning("Fix the highlighted fields to see the model.", icon=":material/warning:")
-    else:
-        rows, total = st.cache_data(train_form.summary_rows, max_entries=64, show_spinner=False)(
-            config
-        )
-        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-        n_train, _ = config.split_sizes(available)
-        st.markdown(
-            f"**{total:,} parameters** · {n_train:,} training digits · "
-            f"≈ **{estimate_training_seconds(config, available):.0f} s** on 2 cores"
-        )
+    summary_panel.summary(config, errors, available)
 
 busy = job_panel.train_button(config, errors, result.unshown)
 job_panel.queue_view()
