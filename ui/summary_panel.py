@@ -23,8 +23,17 @@ def _timing(config: ModelConfig) -> Timing:
 
 
 def _pace_key(config: ModelConfig) -> ModelConfig:
+    # Only what changes the pace of a step: callbacks, data size and seed do not.
     return dataclasses.replace(
-        config, epochs=1, train_samples=None, validation_split=0.0, seed=0, preset=""
+        config,
+        epochs=1,
+        train_samples=None,
+        validation_split=0.0,
+        seed=0,
+        preset="",
+        early_stopping=False,
+        reduce_lr_on_plateau=False,
+        checkpoint=False,
     )
 
 
