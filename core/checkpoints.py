@@ -18,12 +18,15 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from core.models import ModelConfig
 from core.runs import RunError, atomic_write_bytes, atomic_write_json
+
+if TYPE_CHECKING:
+    import keras
 
 FOLDER = ".checkpoints"
 STATE_FILE = "state.json"
@@ -66,7 +69,7 @@ class CheckpointStore:
     def save(
         self,
         job_id: str,
-        model,
+        model: keras.Model,
         batch: dict[str, list[float]],
         epoch: dict[str, list[float]],
         state: dict[str, Any],
@@ -164,7 +167,7 @@ class CheckpointStore:
         with np.load(path, allow_pickle=False) as f:
             return f["x"].astype(np.uint8), f["y"].astype(np.uint8)
 
-    def load_model(self, job_id: str):
+    def load_model(self, job_id: str) -> keras.Model:
         """The checkpoint's model, compiled with its optimizer state (safe mode)."""
         import keras
 

@@ -19,11 +19,14 @@ import uuid
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from core.models import BLOCK_SPECS, CONFIG_SPECS, MAX_BLOCKS, ConvBlock, ModelConfig
+
+if TYPE_CHECKING:
+    import keras
 
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
@@ -607,7 +610,7 @@ class RunStore:
                 bad.append(UnreadableRun(DEFAULT_RUN, self.default_dir, str(exc)))
         return runs, bad
 
-    def load_model(self, name: str):
+    def load_model(self, name: str) -> keras.Model:
         """Load a run's model with Keras safe_mode, its archive's declared sizes checked first;
         RunError with the reason when it cannot be loaded."""
         import keras

@@ -11,7 +11,9 @@ import dataclasses
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from core.models import (
     BLOCK_SPECS,
@@ -25,6 +27,11 @@ from core.models import (
     read_query,
     summarize,
 )
+
+if TYPE_CHECKING:
+    from core.engine import Job
+    from core.runs import RunInfo
+    from core.training import ProgressSnapshot
 
 PREFIX = "train_"
 HIDDEN_BLOCK = ConvBlock(64, 3, 1, True, 0.0)
@@ -208,20 +215,20 @@ def summary_rows(config: ModelConfig) -> tuple[list[dict[str, Any]], int]:
     return rows, summary.total_params
 
 
-def probe_guess(probabilities, label: int) -> tuple[int, float, bool]:
+def probe_guess(probabilities: np.ndarray, label: int) -> tuple[int, float, bool]:
     """The guess for one probe digit, its probability, and whether it is right."""
     guess = int(probabilities.argmax())
     return guess, float(probabilities[guess]), guess == int(label)
 
 
-def job_label(job, who: str) -> str:
+def job_label(job: Job, who: str) -> str:
     """How the job picker names a job (who: "you", "visitor a3f1"); no state in it, since a
     picked option's text stays put."""
     started = time.strftime("%H:%M:%S", time.localtime(job.created_at))
     return f"{job.config.preset} · started by {who} at {started} · {job.id}"
 
 
-def progress_text(snap) -> str:
+def progress_text(snap: ProgressSnapshot) -> str:
     """The progress bar's line: epoch, batch, throughput, time so far and time left."""
     parts = [
         f"Epoch {snap.epoch}/{snap.epochs}",
@@ -239,7 +246,7 @@ def progress_text(snap) -> str:
 PARALLEL_SPECS = tuple(spec for spec in CONFIG_SPECS if spec.knob.parallel)
 
 
-def parallel_rows(runs) -> list[dict[str, Any]]:
+def parallel_rows(runs: list[RunInfo]) -> list[dict[str, Any]]:
     """One row per run for the hyperparameter chart: size of the network, the knobs marked for
     the chart, epochs trained and test accuracy."""
     rows = []
