@@ -3,7 +3,9 @@ letters and scribbles, each as the 280x280 RGBA image streamlit-drawable-canvas 
 
 - optdigits (43 writers, scanned 32x32 bitmaps): traced (thinned to a centre line, then drawn
   with a round brush as the canvas draws) or scanned (the bitmap smoothly enlarged, its ink
-  eroded or dilated), at random sizes and places;
+  eroded or dilated), at random sizes and places, or uploaded as the bitmap itself. Tracing
+  a scan whose loops are filled in (a blotted 8 or 9) gives a line where the writer drew a loop,
+  so the traced sets are harder than what the writer would draw on the canvas;
 - stroke digits: hand-written styles of each digit (continental 1s, crossed 7s, open 4s, hooked
   9s ...) and Hershey font digits, jittered, slanted and smoothed like a hand;
 - letters (Hershey stroke fonts from Debian's hershey-fonts-data, handwriting TTF fonts, and
@@ -49,7 +51,7 @@ class Drawing:
     """One canvas image and what it is."""
 
     image: np.ndarray
-    """(280, 280, 4) uint8, white ink on opaque black."""
+    """(280, 280, 4) uint8, white ink on opaque black (a canvas); or an uploaded gray image."""
     label: int
     """The digit, or -1 for something that is not a digit."""
     group: str
@@ -111,10 +113,46 @@ def thin(bitmap: np.ndarray) -> np.ndarray:
     return img[1:-1, 1:-1].astype(bool)
 
 
-def _skeleton_segments(skeleton: np.ndarray) -> list[tuple[tuple[int, int], tuple[int, int]]]:
-    """Pairs of 8-neighbouring centre-line pixels (row, col), each pair once."""
+TRACE_SCALE = 3
+"""The bitmap is smoothly enlarged this much before thinning, so the centre line is not jagged."""
+
+
+def centre_line(bitmap: np.ndarray) -> np.ndarray:
+    """The pen's path through a thick bitmap: enlarged, smoothed, thinned, its short spurs pruned.
+
+    Returns (row, col) points of the centre line in bitmap pixel units.
+    """
+    k = TRACE_SCALE
+    big = np.kron(bitmap.astype(np.float32), np.ones((k, k), np.float32))
+    smooth = ndimage.gaussian_filter(np.pad(big, k), sigma=k * 0.7) > 0.5
+    skeleton = thin(smooth)
+    # Spurs towards the corners of a thick stroke are shorter than the pen's half-width: eroding
+    # the free ends that far removes them (and shortens real ends by what the brush adds back).
+    half_width = (
+        float(ndimage.distance_transform_edt(smooth)[skeleton].mean()) if skeleton.any() else 0
+    )
+    skeleton = _prune(skeleton, int(round(half_width)))
     ys, xs = np.nonzero(skeleton)
-    on = {(int(y), int(x)) for y, x in zip(ys, xs, strict=True)}
+    return np.stack([(ys - k) / k, (xs - k) / k], axis=1) if ys.size else np.zeros((0, 2))
+
+
+def _prune(skeleton: np.ndarray, steps: int) -> np.ndarray:
+    """Remove end points of the centre line `steps` times (loops and junctions stay)."""
+    kernel = np.ones((3, 3), np.int32)
+    out = skeleton.copy()
+    for _ in range(steps):
+        neighbours = ndimage.convolve(out.astype(np.int32), kernel, mode="constant") - out
+        ends = out & (neighbours <= 1)
+        if not ends.any() or ends.sum() >= out.sum() - 2:
+            break
+        out &= ~ends
+    return out
+
+
+def _skeleton_segments(points: np.ndarray) -> list[tuple[tuple[float, float], tuple[float, float]]]:
+    """Pairs of 8-neighbouring centre-line points (row, col in TRACE_SCALE steps), each once."""
+    k = TRACE_SCALE
+    on = {(round(y * k), round(x * k)) for y, x in points.tolist()}
     segments = []
     for y, x in on:
         for dy, dx in ((0, 1), (1, -1), (1, 0), (1, 1)):
@@ -122,7 +160,7 @@ def _skeleton_segments(skeleton: np.ndarray) -> list[tuple[tuple[int, int], tupl
                 # Skip a diagonal when an L through a 4-neighbour already joins the two pixels.
                 if dy and dx and ((y + dy, x) in on or (y, x + dx) in on):
                     continue
-                segments.append(((y, x), (y + dy, x + dx)))
+                segments.append(((y / k, x / k), ((y + dy) / k, (x + dx) / k)))
     return segments
 
 
@@ -147,16 +185,22 @@ def _brush(rng: np.random.Generator, kind: str) -> int:
     return int(rng.integers(lo, hi + 1))
 
 
-def trace_optdigit(bitmap: np.ndarray, rng: np.random.Generator, brush_kind: str) -> np.ndarray:
+def trace_optdigit(
+    bitmap: np.ndarray,
+    rng: np.random.Generator,
+    brush_kind: str,
+    points: np.ndarray | None = None,
+) -> np.ndarray:
     """An optdigits bitmap as a canvas drawing: its centre line drawn with a round brush."""
     ys, xs = np.nonzero(bitmap)
     crop = bitmap[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
-    skeleton = thin(crop)
+    if points is None:
+        points = centre_line(crop)
     brush = _brush(rng, brush_kind)
     scale, top, left = _placement(rng, crop.shape, _height(rng, brush))
     lines = [
         [(left + (x + 0.5) * scale, top + (y + 0.5) * scale) for y, x in seg]
-        for seg in _skeleton_segments(skeleton)
+        for seg in _skeleton_segments(points)
     ]
     if not lines:
         lines = [[(left + scale * 0.5, top + scale * 0.5)] * 2]
@@ -183,6 +227,11 @@ def scan_optdigit(bitmap: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     h, w = min(h, CANVAS - t), min(w, CANVAS - lft)
     canvas[t : t + h, lft : lft + w] = big[:h, :w] * 255
     return _rgba(canvas)
+
+
+def upload_optdigit(bitmap: np.ndarray) -> np.ndarray:
+    """The 32x32 bitmap itself as an uploaded scan: dark ink on white paper, uint8 gray."""
+    return np.where(bitmap, 0, 255).astype(np.uint8)
 
 
 def _disk(radius: int) -> np.ndarray:
@@ -534,12 +583,17 @@ WORDS = ("cat", "hey", "Max", "ok", "yes", "ANNA", "dog", "kw", "Hi", "xyz")
 def optdigits_set(
     bitmaps: np.ndarray, labels: np.ndarray, seed: int, name: str
 ) -> Iterator[Drawing]:
-    """Each real digit traced with a thin, a medium and a thick brush, and scanned once."""
+    """Each real digit traced with a thin, a medium and a thick brush, scanned once (enlarged,
+    eroded or dilated) onto the canvas, and uploaded as its own bitmap."""
     rng = np.random.default_rng(seed)
     for bitmap, label in zip(bitmaps, labels, strict=True):
+        ys, xs = np.nonzero(bitmap)
+        points = centre_line(bitmap[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1])
         for kind in BRUSHES:
-            yield Drawing(trace_optdigit(bitmap, rng, kind), int(label), f"{name} traced {kind}")
+            image = trace_optdigit(bitmap, rng, kind, points)
+            yield Drawing(image, int(label), f"{name} traced {kind}")
         yield Drawing(scan_optdigit(bitmap, rng), int(label), f"{name} scanned")
+        yield Drawing(upload_optdigit(bitmap), int(label), f"{name} uploaded")
 
 
 def stroke_digit_set(per_style: int, seed: int) -> Iterator[Drawing]:
