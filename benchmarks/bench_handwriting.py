@@ -1,0 +1,267 @@
+"""Real handwriting through the Draw page's own path: accuracy, "not a digit" flags, latency.
+
+    python benchmarks/bench_handwriting.py --data-dir ../shared/data/mnist
+        [--optdigits ../shared/data/optdigits] [--runs default RUN ...] [--runs-dir runs]
+        [--samples N]
+
+Every drawing is a 280x280 RGBA canvas image (white ink on opaque black, as
+streamlit-drawable-canvas returns it) and goes through what the page calls:
+`core.drawing.prepare_stages`, `core.explain.Predictor.predict_with_features` and
+`core.explain.assess` with the calibration the page builds (`core.explain.calibrate` on
+`core.data.held_out`). The sets (see benchmarks/handwriting.py):
+
+- optdigits `.tra` (30 writers) and `.cv` (13 other writers): each real digit traced with a thin,
+  a medium and a thick brush at a random size and place, uploaded once as its own 32x32 bitmap
+  (dark on white, the upload path), and once scanned onto the canvas (its bitmap enlarged,
+  eroded or dilated);
+- hand digits: styles people write (continental 1s, crossed 7s, open 4s, hooked 9s...), and
+  Hershey font digits;
+- letters that look like no digit (O o I l S s Z z B b G g q left out) from stroke fonts, handwriting
+  TTF fonts and printed by hand, a few words; scribbles and shapes.
+
+Prints accuracy, the share flagged (unsure or not a digit), the accuracy of the unflagged
+("selective accuracy"), per-digit accuracy and the top confusions, the flag rate on letters and
+scribbles, and the median time of `core.draw_session.read` on one drawing; ends with one JSON line.
+`--samples N` keeps the first N digits of each optdigits file (and fewer of the rest): a quick run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script from anywhere
+
+from benchmarks import handwriting as hw  # noqa: E402
+from core import draw_session, drawing, explain  # noqa: E402
+from core.data import held_out, load_mnist  # noqa: E402
+from core.runs import RunStore  # noqa: E402
+
+DIGIT_TARGET, FLAG_MAX, SELECTIVE_TARGET, REJECT_TARGET = 0.97, 0.03, 0.99, 0.90
+LATENCY_DRAWINGS = 200
+
+
+@dataclass
+class Prepared:
+    """The model-independent part: every drawing's 28x28 input (None when no ink was found)."""
+
+    x28: np.ndarray
+    """(n, 28, 28) float32; zeros where `found` is False."""
+    found: np.ndarray
+    labels: np.ndarray
+    groups: list[str]
+    images: list[np.ndarray]
+    """A few canvases kept for the latency measure."""
+
+
+def prepare_all(drawings, keep: int = LATENCY_DRAWINGS) -> Prepared:
+    """Prepare every drawing as the page does (core.drawing.prepare_stages)."""
+    xs, found, labels, groups, images = [], [], [], [], []
+    for d in drawings:
+        stages = drawing.prepare_stages(d.image)
+        found.append(stages is not None)
+        xs.append(stages.centered if stages is not None else np.zeros((28, 28), np.float32))
+        labels.append(d.label)
+        groups.append(d.group)
+        if len(images) < keep:
+            images.append(d.image)
+    return Prepared(np.stack(xs), np.asarray(found), np.asarray(labels), groups, images)
+
+
+@dataclass
+class Scored:
+    """One model's answers on a prepared set."""
+
+    predicted: np.ndarray
+    flagged: np.ndarray
+    """Unsure or not a digit (or no ink found)."""
+    strange: np.ndarray
+    """Flagged as not like any digit (the distance tests)."""
+
+
+def score(prep: Prepared, predictor: explain.Predictor, calibration) -> Scored:
+    """Predict the prepared inputs in batches and judge each one with core.explain.assess."""
+    probs, features = predictor.batch_with_features(prep.x28)
+    predicted = probs.argmax(axis=1)
+    flagged = ~prep.found.copy()
+    strange = np.zeros(len(predicted), bool)
+    for i in range(len(predicted)):
+        if not prep.found[i]:
+            continue
+        verdict = explain.assess(probs[i], features[i], calibration)
+        flagged[i] = verdict.unsure
+        strange[i] = verdict.unsure and "doesn't look like any digit" in verdict.reason
+    predicted = np.where(prep.found, predicted, -1)
+    return Scored(predicted, flagged, strange)
+
+
+def digit_figures(prep: Prepared, s: Scored, mask: np.ndarray) -> dict:
+    """Accuracy, flag rate and selective accuracy of the digits under mask."""
+    right = s.predicted[mask] == prep.labels[mask]
+    kept = ~s.flagged[mask]
+    return {
+        "n": int(mask.sum()),
+        "accuracy": float(right.mean()) if mask.any() else float("nan"),
+        "flagged": float(s.flagged[mask].mean()) if mask.any() else float("nan"),
+        "selective": float(right[kept].mean()) if kept.any() else float("nan"),
+    }
+
+
+def _line(name: str, f: dict) -> str:
+    return (
+        f"  {name:28s} n={f['n']:5d}  accuracy {f['accuracy']:7.2%}  flagged {f['flagged']:6.2%}"
+        f"  accuracy of unflagged {f['selective']:7.2%}"
+    )
+
+
+def report_digits(title: str, prep: Prepared, s: Scored, prefix: str) -> dict:
+    """Print one digit set's figures by group, per digit and its top confusions."""
+    groups = np.asarray(prep.groups)
+    in_set = np.char.startswith(groups.astype(str), prefix)
+    total = digit_figures(prep, s, in_set)
+    print(_line(title, total))
+    for g in sorted(set(groups[in_set].tolist())):
+        print("  " + _line(g, digit_figures(prep, s, groups == g)))
+    per_digit = {}
+    for d in range(10):
+        m = in_set & (prep.labels == d)
+        per_digit[d] = float((s.predicted[m] == d).mean()) if m.any() else float("nan")
+    print("    per digit: " + "  ".join(f"{d}: {a:.1%}" for d, a in per_digit.items()))
+    wrong = in_set & (s.predicted != prep.labels)
+    pairs = Counter(zip(prep.labels[wrong].tolist(), s.predicted[wrong].tolist(), strict=True))
+    top = ", ".join(f"{t} as {p}: {c}" for (t, p), c in pairs.most_common(8))
+    print(f"    top confusions (true as read): {top or 'none'}")
+    total["per_digit"] = per_digit
+    total["confusions"] = [[t, p, c] for (t, p), c in pairs.most_common(8)]
+    return total
+
+
+def report_rejects(prep: Prepared, s: Scored) -> dict:
+    """Print the flag rate on letters, words and scribbles, by group, and what they read as."""
+    groups = np.asarray(prep.groups)
+    non = prep.labels < 0
+    out = {}
+    for family in ("letters", "words", "scribbles"):
+        m = non & np.char.startswith(groups.astype(str), family)
+        if not m.any():
+            continue
+        readings = Counter(s.predicted[m & ~s.flagged].tolist()).most_common(4)
+        seen = ", ".join(f"{d}: {c}" for d, c in readings) or "none"
+        print(
+            f"  {family:28s} n={int(m.sum()):5d}  flagged {s.flagged[m].mean():6.2%}  "
+            f"(not a digit {s.strange[m].mean():6.2%})  unflagged read as {seen}"
+        )
+        for g in sorted(set(groups[m].tolist())):
+            gm = groups == g
+            print(f"    {g:28s} n={int(gm.sum()):5d}  flagged {s.flagged[gm].mean():6.2%}")
+        out[family] = {"n": int(m.sum()), "flagged": float(s.flagged[m].mean())}
+    both = non & ~np.char.startswith(groups.astype(str), "words")
+    out["letters_and_scribbles"] = {
+        "n": int(both.sum()),
+        "flagged": float(s.flagged[both].mean()) if both.any() else float("nan"),
+    }
+    return out
+
+
+def latency(images: list[np.ndarray], predictor, calibration) -> float:
+    """Median seconds of core.draw_session.read on one drawing (prepare + predict + assess)."""
+    for image in images[:20]:
+        draw_session.read(image, predictor, calibration)
+    times = []
+    for image in images:
+        start = time.perf_counter()
+        draw_session.read(image, predictor, calibration)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def build_sets(optdigits: Path, samples: int | None) -> Prepared:
+    """Every drawing of the benchmark, prepared (model-independent, seeded)."""
+    sets = []
+    for name, suffix, seed in (("tra", "tra", 1), ("cv", "cv", 2)):
+        bitmaps, labels = hw.load_optdigits(optdigits / f"optdigits-orig.{suffix}")
+        if samples:
+            bitmaps, labels = bitmaps[:samples], labels[:samples]
+        sets.append(hw.optdigits_set(bitmaps, labels, seed, f"optdigits {name}"))
+    quick = samples is not None and samples < 500
+    sets.append(hw.stroke_digit_set(6 if quick else 24, 3))
+    sets.append(hw.letter_set(1 if quick else 3, 4))
+    sets.append(hw.scribble_set(6 if quick else 30, 5))
+    return prepare_all(d for s in sets for d in s)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", help="MNIST folder (else $MNIST_DIR / download / sample)")
+    parser.add_argument("--optdigits", default=str(ROOT.parent / "shared/data/optdigits"))
+    parser.add_argument("--runs", nargs="+", default=["default"])
+    parser.add_argument("--runs-dir", default="runs")
+    parser.add_argument("--samples", type=int, help="first N digits of each optdigits file")
+    args = parser.parse_args()
+    optdigits = Path(args.optdigits)
+    if not (optdigits / "optdigits-orig.tra").is_file():
+        parser.error(f"{optdigits}: no optdigits-orig.tra there; pass --optdigits DIR")
+    data = load_mnist(args.data_dir)
+    store = RunStore(args.runs_dir)
+    start = time.perf_counter()
+    prep = build_sets(optdigits, args.samples)
+    fonts = (
+        "Hershey fonts found" if hw.font_strokes("A") else "no Hershey fonts (hershey-fonts-data)"
+    )
+    print(
+        f"{len(prep.labels):,} drawings prepared in {time.perf_counter() - start:.0f} s "
+        f"({int((prep.labels >= 0).sum()):,} digits; {fonts})",
+        flush=True,
+    )
+    results = {}
+    for name in args.runs:
+        info = store.get(name)
+        model = store.load_model(name)
+        explain.check_model(model, name)
+        predictor = explain.Predictor(model)
+        x_val, y_val = held_out(data, info.config)
+        calibration = explain.calibrate(model, x_val, y_val)
+        s = score(prep, predictor, calibration)
+        print(f"run {name} ({model.count_params():,} parameters):")
+        opt = report_digits("optdigits (tra + cv)", prep, s, "optdigits")
+        tra = digit_figures(prep, s, np.char.startswith(np.asarray(prep.groups), "optdigits tra"))
+        cv = digit_figures(prep, s, np.char.startswith(np.asarray(prep.groups), "optdigits cv"))
+        print(_line("optdigits tra", tra))
+        print(_line("optdigits cv", cv))
+        hand = report_digits("hand digits", prep, s, "hand")
+        font = digit_figures(prep, s, np.char.startswith(np.asarray(prep.groups), "font"))
+        print(_line("font digits", font))
+        rejects = report_rejects(prep, s)
+        median = latency(prep.images, predictor, calibration)
+        print(f"  read() median {median * 1000:.2f} ms over {len(prep.images)} drawings")
+        bar = rejects["letters_and_scribbles"]["flagged"]
+        print(
+            f"  targets: optdigits accuracy {opt['accuracy']:.2%} (>= {DIGIT_TARGET:.0%}), "
+            f"digits flagged {opt['flagged']:.2%} (<= {FLAG_MAX:.0%}), unflagged right "
+            f"{opt['selective']:.2%} (>= {SELECTIVE_TARGET:.0%}), letters and scribbles flagged "
+            f"{bar:.2%} (>= {REJECT_TARGET:.0%}), read {median * 1000:.2f} ms (<= 5 ms)"
+        )
+        results[name] = {
+            "optdigits": {k: opt[k] for k in ("n", "accuracy", "flagged", "selective")},
+            "optdigits_tra": tra,
+            "optdigits_cv": cv,
+            "per_digit": opt["per_digit"],
+            "hand_digits": {k: hand[k] for k in ("n", "accuracy", "flagged", "selective")},
+            "font_digits": font,
+            "rejects": rejects,
+            "read_median_ms": median * 1000,
+        }
+    print(json.dumps({"bench": "handwriting", "drawings": len(prep.labels), "runs": results}))
+
+
+if __name__ == "__main__":
+    main()
