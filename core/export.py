@@ -1,7 +1,8 @@
 """A run's history and the runs table as CSV and JSON files, for download buttons.
 
 Plain text out of plain data: no Streamlit, no Keras. Numbers are written exactly (Python's
-shortest round-trip repr), so a file read back gives the run's own values.
+shortest round-trip repr), so a file read back gives the run's own values; the per-batch curve,
+saved as float32, is written as the shortest decimal of each saved float32.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from core.records import read_batches, with_batches
 from core.runs import RunInfo
 
 EPOCH_FIRST = ("epoch", "epochs_done")
@@ -28,7 +30,7 @@ def _columns(series: Mapping[str, Any], first: Sequence[str]) -> list[str]:
 
 def _series(history: Mapping[str, Any], per_batch: bool) -> tuple[Mapping[str, Any], list[str]]:
     """The per-epoch lists (or the saved per-batch ones) and their columns in order."""
-    series = (history.get("per_batch") or {}) if per_batch else history
+    series = read_batches(history, shortest=True) if per_batch else history
     return series, _columns(series, BATCH_FIRST if per_batch else EPOCH_FIRST)
 
 
@@ -67,7 +69,7 @@ def run_json(info: RunInfo) -> str:
         "config": info.config.to_dict(),
         "metrics": info.metrics,
         "meta": info.meta,
-        "history": info.history,
+        "history": with_batches(info.history, shortest=True),
     }
     return json.dumps(record, indent=2, default=_json_default)
 

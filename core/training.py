@@ -22,14 +22,12 @@ import numpy as np
 
 from core.data import MnistData, make_dataset, preprocess_images, validation_split
 from core.models import ModelConfig, build_model, make_callbacks
+from core.records import batch_record
 
 log = logging.getLogger(__name__)
 
 PROBE_COUNT = 12
 RATE_WINDOW = 50
-BATCH_RECORD_POINTS = 2000
-"""A saved run keeps at most this many per-batch points (means of consecutive batches)."""
-BATCH_RECORD_KEYS = ("loss", "accuracy", "learning_rate")
 
 
 class JobState(StrEnum):
@@ -569,22 +567,6 @@ def early_stopping_text(record: dict | None, epochs: int, epochs_run: int) -> st
     if record.get("restored") and 0 < best < epochs_run:
         return f"Early stopping did not fire{kept} (of {epochs_run})."
     return ""
-
-
-def batch_record(batch_history: dict[str, list[float]], steps_per_epoch: int) -> dict:
-    """The per-batch curves a run keeps: exact up to BATCH_RECORD_POINTS batches, else means of
-    that many runs of consecutive batches; x in batches ("step") and epochs ("epochs_done")."""
-    steps = np.asarray(batch_history.get("step", []), dtype=np.float64)
-    keys = [k for k in BATCH_RECORD_KEYS if len(batch_history.get(k, [])) == len(steps)]
-    if not len(steps):
-        return {}
-    columns = {"step": steps, **{k: np.asarray(batch_history[k], np.float64) for k in keys}}
-    if len(steps) > BATCH_RECORD_POINTS:
-        chunks = np.array_split(np.arange(len(steps)), BATCH_RECORD_POINTS)
-        columns = {k: np.array([v[c].mean() for c in chunks]) for k, v in columns.items()}
-    if steps_per_epoch:
-        columns["epochs_done"] = columns["step"] / steps_per_epoch
-    return {k: v.tolist() for k, v in columns.items()}
 
 
 def _describe(exc: BaseException) -> str:

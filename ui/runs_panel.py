@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import charts, export, train_form
+from core import charts, export, records, train_form
 from core.runs import COLUMN_FORMATS, COLUMN_SPECS, RunError, RunInfo
 from ui import resources
 
@@ -150,7 +150,7 @@ def _compare(runs: list[RunInfo], chosen: list[RunInfo]) -> None:
         log_x = scale_col.toggle("Log-scale x", key="train_overlay_log_x")
         st.plotly_chart(
             charts.runs_overlay(
-                {r.name: r.history for r in chosen},
+                {r.name: records.with_batches(r.history) for r in chosen},
                 metric,
                 per_batch=kind == "Per batch, smoothed",
                 smoothing=st.session_state.get("train_smoothing", 0.6),

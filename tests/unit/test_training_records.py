@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from core import training
+from core import records, training
 from core.data import MnistData
 from core.training import JobRegistry, JobState, Progress, TrainingJob
 from tests.conftest import TINY_CONFIG
@@ -84,26 +84,6 @@ def test_early_stopping_record_and_sentence_by_hand():
     assert training.early_stopping_text(None, 3, 3) == ""
 
 
-def test_batch_record_is_exact_when_short_and_block_means_when_long():
-    short = {"step": [1.0, 2.0, 3.0], "loss": [3.0, 2.0, 1.0], "seconds": [0.1, 0.2, 0.3]}
-    record = training.batch_record(short, steps_per_epoch=2)
-    assert record == {
-        "step": [1.0, 2.0, 3.0],
-        "loss": [3.0, 2.0, 1.0],
-        "epochs_done": [0.5, 1, 1.5],
-    }
-    n = 4500  # 2,000 runs of consecutive batches: 500 of 3 batches, then 1,500 of 2
-    long = {
-        "step": list(map(float, range(1, n + 1))),
-        "loss": [float(2 * s) for s in range(1, n + 1)],
-    }
-    record = training.batch_record(long, steps_per_epoch=450)
-    assert len(record["step"]) == training.BATCH_RECORD_POINTS
-    assert record["step"][0] == 2.0 and record["loss"][0] == 4.0  # mean of steps 1, 2, 3
-    assert record["step"][-1] == 4499.5 and record["epochs_done"][-1] == pytest.approx(4499.5 / 450)
-    assert training.batch_record({}, 10) == {}
-
-
 @pytest.fixture(scope="module")
 def small(mnist):
     return MnistData(
@@ -159,7 +139,7 @@ def test_a_run_keeps_its_per_batch_curve_and_early_stopping(small, registry, sto
     assert info.meta["early_stopping"] == snap.early_stopping
     assert info.meta["epochs_trained"] == 2.0
     # The per-batch curve is saved whole (2 x 7 batches) beside the per-epoch lists.
-    per_batch = info.history["per_batch"]
+    per_batch = records.read_batches(info.history)
     assert per_batch["step"] == snap.batch_history["step"] == list(range(1, 15))
     assert per_batch["loss"] == pytest.approx(snap.batch_history["loss"])
     assert per_batch["epochs_done"][-1] == 2.0
