@@ -316,10 +316,14 @@ def learning_rate_curve(
         )
     )
     _log_x(fig, log_x, x_title)
+    log_y = _spans_decades(ys)
+    top = float(np.nanmax(ys, initial=0.0))
     fig.update_yaxes(
         title="learning rate (step size)",
         exponentformat="e",
-        type="log" if _spans_decades(ys) else None,
+        type="log" if log_y else None,
+        # From zero, so that a constant rate is a flat line at its value, not the middle.
+        range=None if log_y or top <= 0 else [0, top * 1.15],
     )
     return _layout(fig, 220, showlegend=False, margin=dict(l=10, r=10, t=20, b=20))
 
@@ -388,7 +392,14 @@ def runs_overlay(
     _log_x(fig, log_x, EPOCH_AXIS)
     ys = np.concatenate([np.asarray(t.y, dtype=float) for t in fig.data])
     log_y = metric == "learning_rate" and _spans_decades(ys)
-    fig.update_yaxes(title=y_title, ticksuffix=unit, type="log" if log_y else None)
+    top = float(np.nanmax(ys, initial=0.0))
+    from_zero = metric == "learning_rate" and not log_y and top > 0
+    fig.update_yaxes(
+        title=y_title,
+        ticksuffix=unit,
+        type="log" if log_y else None,
+        range=[0, top * 1.15] if from_zero else None,
+    )
     return _layout(
         fig,
         380,

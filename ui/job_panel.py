@@ -111,7 +111,7 @@ def watch(job: Job, data: MnistData) -> None:
 def _live(job: Job, data: MnistData) -> None:
     snap = job.snapshot()
     _status(snap)
-    stop, scale = st.columns([0.3, 0.7], vertical_alignment="center")
+    stop, scale = st.columns([0.12, 0.88], vertical_alignment="center")
     stop.button(
         "Stop",
         icon=":material/stop:",

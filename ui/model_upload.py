@@ -44,13 +44,13 @@ def model_upload(prefix: str) -> None:
                 key=f"{prefix}_model_add",
                 disabled=file is None,
             )
-        if add and file is not None:
-            _add(file.name, file.getvalue(), result_key)
-        result = st.session_state.get(result_key)
-        if result and result.get("error"):
-            st.error(result["error"], icon=":material/error:")
-        elif result and result.get("run") == st.session_state.get(RUN_KEY):
-            st.success(result["text"], icon=":material/check_circle:")
+            if add and file is not None:
+                _add(file.name, file.getvalue(), result_key)
+            result = st.session_state.get(result_key)
+            if result and result.get("error"):
+                st.error(result["error"], icon=":material/error:")
+            elif result and result.get("run") == st.session_state.get(RUN_KEY):
+                st.success(result["text"], icon=":material/check_circle:")
 
 
 def _add(name: str, data: bytes, result_key: str) -> None:

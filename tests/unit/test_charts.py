@@ -358,3 +358,19 @@ def test_confusion_pair_shares_one_colour_scale():
     rows = charts.confusion_pair(a, b, "small", "big", normalize=True, show_diagonal=True)
     assert rows[0].data[0].zmax == rows[1].data[0].zmax == 100.0  # b's row 1: 10 of 10
     assert np.allclose(np.asarray(rows[0].data[0].z, float), [[80, 20], [10, 90]])
+
+
+def test_a_constant_learning_rate_is_a_flat_line_at_its_value_from_zero():
+    batch = {"step": [1, 2, 3], "learning_rate": [0.01] * 3}
+    fig = charts.learning_rate_curve(batch, 3)
+    assert list(fig.layout.yaxis.range) == pytest.approx([0, 0.0115])
+    overlay = charts.runs_overlay(
+        {"a": {"epoch": [1, 2], "learning_rate": [0.01, 0.005]}}, "learning_rate"
+    )
+    assert list(overlay.layout.yaxis.range) == pytest.approx([0, 0.0115])
+    assert (
+        charts.learning_rate_curve(
+            {"step": [1, 2], "learning_rate": [1.0, 0.01]}
+        ).layout.yaxis.range
+        is None
+    )
