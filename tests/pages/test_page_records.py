@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from keras import layers
 
-from core import training
+from core import records, training
 from core.data import preprocess_images
 from core.runs import RunStore
 from tests.pages.support import open_page, page_text, run_until
@@ -76,7 +76,34 @@ def test_train_shows_learning_rate_log_x_early_stopping_and_exports(app_env, mon
     keys = {b.proto.id.rsplit("-", 1)[-1] for b in at.get("download_button")}
     for key in ("table_csv", "table_json", "history_csv", "batches_csv", "history_json"):
         assert any(k.endswith(key) for k in keys), key
+    # Overlay the new run (saved with its per-batch curve) and the shipped default (saved before).
+    (run,) = RunStore(app_env / "runs", default_dir=None).list_runs()[0]
+    at.session_state["train_runs_table"] = {"selection": {"rows": [0, 1], "columns": []}}
+    at.run()
+    at.segmented_control(key="train_overlay_kind").set_value("Per batch, smoothed").run()
+    at.radio(key="train_overlay_metric").set_value("loss").run()
+    traces = {t["name"]: t for t in chart(at, "train_overlay")["data"]}
+    assert "default (train per epoch: no per-batch record)" in traces
+    smoothed = traces[f"{run.name} (per batch, smoothed)"]
+    saved = records.read_batches(run.history)
+    assert np.allclose(values(smoothed["x"]), saved["epochs_done"])
+    assert np.allclose(values(smoothed["y"]), hand_ema(saved["loss"], 0.6), rtol=1e-6)
+    at.radio(key="train_overlay_metric").set_value("learning_rate").run()
+    at.toggle(key="train_overlay_log_x").set_value(True).run()
+    overlay = chart(at, "train_overlay")
+    assert overlay["layout"]["xaxis"]["type"] == "log"
+    lr = next(t for t in overlay["data"] if t["name"].startswith(run.name))
+    assert np.allclose(values(lr["y"]), 0.01)
     assert not at.exception
+
+
+def hand_ema(values, weight):
+    """TensorBoard's debiased moving average, written out again."""
+    out, last = [], 0.0
+    for k, v in enumerate(values, start=1):
+        last = last * weight + (1 - weight) * v
+        out.append(last / (1 - weight**k))
+    return out
 
 
 def good_model(mnist) -> keras.Model:
