@@ -178,3 +178,43 @@ def test_a_lambda_model_on_draw_is_refused_and_nothing_runs(app_env, canvas, tmp
     assert not marker.exists()
     assert not (app_env / "runs").exists() or not any((app_env / "runs").iterdir())
     assert at.sidebar.selectbox[0].value == "default"  # the chosen model did not change
+
+
+def test_an_epoch_cut_short_is_named_as_such_in_the_status_and_the_probe_strip():
+    def script():
+        import types
+
+        import numpy as np
+
+        from core.data import MnistData
+        from core.training import JobState, ProgressSnapshot
+        from ui import job_panel
+
+        digits = np.zeros((2, 28, 28), np.uint8)
+        data = MnistData(digits, np.array([7, 2]), digits, np.array([7, 2]), "sample", "two")
+        snap = ProgressSnapshot(
+            JobState.STOPPED,
+            "Ended early, keeping what it learned.",
+            epoch=2,
+            epochs=3,
+            batch=2,
+            steps_per_epoch=4,
+            batch_history={"step": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]},
+            epoch_history={"epoch": [1.0, 2.0], "epochs_done": [1.0, 1.5]},
+            elapsed=1.0,
+            images_per_second=10.0,
+            eta_seconds=None,
+            probe_predictions=[np.full((2, 10), 0.1, np.float32)] * 3,
+        )
+        job = types.SimpleNamespace(probe_index=np.array([0, 1]), probe_labels=np.array([7, 2]))
+        job_panel._status(snap)
+        job_panel._probes(job, snap, data)
+
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_function(script, default_timeout=60).run()
+    assert not at.exception, at.exception
+    assert "stopped after 1.50 epochs" in at.get("progress")[0].proto.text
+    text = page_text(at)
+    assert "guesses for a dozen test digits, when stopped, after 1.50 epochs" in text
+    assert "after epoch 2" not in text
