@@ -24,6 +24,7 @@ import numpy as np
 from core.checkpoints import CheckpointStore
 from core.data import MnistData, make_dataset, preprocess_images, validation_split
 from core.models import ModelConfig, build_model, make_callbacks, make_optimizer
+from core.records import batch_record
 from core.runs import RunError
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,14 @@ class ProgressSnapshot:
     queue_position: int | None = None
     test_metrics: dict[str, float] = field(default_factory=dict)
     run_name: str | None = None
+    early_stopping: dict | None = None
+    """What early stopping did (see TrainingJob.early_stopping), once training has ended."""
+
+    @property
+    def epochs_done(self) -> float:
+        """Epochs of training behind the last epoch record: 1.4 when stopped 40% into epoch 2."""
+        done = self.epoch_history.get("epochs_done") or self.epoch_history.get("epoch") or [0.0]
+        return float(done[-1])
 
     @property
     def fraction(self) -> float:
@@ -170,6 +179,11 @@ class Progress:
         """The model's current guesses for the fixed probe digits."""
         with self._lock:
             self._probes.append(np.asarray(probabilities, dtype=np.float32))
+
+    def batches_done(self) -> int:
+        """How many batches have been recorded."""
+        with self._lock:
+            return len(self._batch.get("step", []))
 
     def elapsed(self) -> float:
         """Seconds of training so far (or in total, once ended), a resumed job's earlier ones too."""
@@ -289,7 +303,9 @@ class ProgressCallback(keras.callbacks.Callback):
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = dict(logs or {}, learning_rate=self._learning_rate())
+        logs = dict(
+            logs or {}, learning_rate=self._learning_rate(), epochs_done=self._epochs_done()
+        )
         if self.nan_at is None:
             self.progress.record_epoch(epoch + 1, logs)
             self._record_probes()
@@ -305,6 +321,12 @@ class ProgressCallback(keras.callbacks.Callback):
 
     def _learning_rate(self) -> float:
         return float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+    def _epochs_done(self) -> float:
+        """Epochs trained so far, a fraction when a stop cut the epoch short (Keras still ends it)."""
+        if not self.steps_per_epoch:
+            return float(self.epoch)
+        return round(self.progress.batches_done() / self.steps_per_epoch, 4)
 
     def _record_probes(self) -> None:
         if self.probe_images is not None and len(self.probe_images):
@@ -379,6 +401,7 @@ class TrainingJob:
         self.test_metrics: dict[str, float] = {}
         self.run_name: str | None = None
         self.train_seconds = 0.0
+        self.early_stopping: dict | None = None
 
     def _earlier(self, resume, start_from) -> tuple[dict, dict, float]:
         """(per-batch, per-epoch, seconds) already trained: a checkpoint's or a run's."""
@@ -446,6 +469,7 @@ class TrainingJob:
             queue_position=position,
             test_metrics=dict(self.test_metrics),
             run_name=self.run_name,
+            early_stopping=self.early_stopping,
         )
 
     # ----- worker -------------------------------------------------------------------------
@@ -505,17 +529,19 @@ class TrainingJob:
         )
         if not self._stop.is_set():
             self._set(JobState.RUNNING, TRAINING)
+        extra = make_callbacks(cfg)
         saving = [CheckpointCallback(self)] if cfg.checkpoint and self.checkpoints else []
         self.model.fit(
             train,
             initial_epoch=self.initial_epoch,
             epochs=self.total_epochs,
             validation_data=val,
-            callbacks=[callback, *make_callbacks(cfg), *saving],
+            callbacks=[callback, *extra, *saving],
             shuffle=False,  # the tf.data pipeline shuffles
             verbose=0,
         )
         self.train_seconds = self.progress.elapsed()
+        self.early_stopping = early_stopping_record(extra)
         if callback.nan_at is not None:
             epoch, batch = callback.nan_at
             raise NanLossError(
@@ -533,18 +559,24 @@ class TrainingJob:
         result = evaluate(self.model, self.data.x_test, self.data.y_test)
         self.test_metrics = {"test_loss": result.loss, "test_accuracy": result.accuracy}
         status = "stopped" if stopped else "finished"
+        snap = self.progress.snapshot(JobState.RUNNING, "")
+        history = snap.epoch_history
         if self.store is not None:
             self._set(JobState.STOPPING if stopped else JobState.RUNNING, "Saving the run…")
-            history = self.progress.snapshot(JobState.RUNNING, "").epoch_history
             info = self.store.save_run(
                 self.model,
                 self.saved_config,
-                history=history,
+                # Old readers look only at the per-epoch lists and skip "per_batch".
+                history=dict(
+                    history, per_batch=batch_record(snap.batch_history, snap.steps_per_epoch)
+                ),
                 metrics=self.test_metrics,
                 meta={
                     "status": status,
                     "train_seconds": round(self.train_seconds, 2),
                     "epochs_completed": len(history.get("epoch", [])),
+                    "epochs_trained": snap.epochs_done,
+                    "early_stopping": self.early_stopping,
                     "data_source": self.data.label,
                     "train_samples": cfg.samples(len(self.data.x_train)),
                     "user_examples": 0
@@ -560,15 +592,54 @@ class TrainingJob:
             self.run_name = info.name
             self.checkpoints.delete(self.id)
         accuracy = f"{result.accuracy:.2%}"
+        epochs_run = len(history.get("epoch", []))
+        early = early_stopping_text(self.early_stopping, cfg.epochs, epochs_run)
+        early = f" {early}" if early else ""
         if stopped:
             saved = f" Saved as run '{self.run_name}' (stopped)." if self.run_name else ""
             self._set(
                 JobState.STOPPED,
-                f"Ended early, keeping what it learned: test accuracy {accuracy}.{saved}",
+                f"Ended early, keeping what it learned: test accuracy {accuracy}.{early}{saved}",
             )
         else:
             saved = f" Saved as run '{self.run_name}'." if self.run_name else ""
-            self._set(JobState.FINISHED, f"Test accuracy {accuracy}.{saved}")
+            self._set(JobState.FINISHED, f"Test accuracy {accuracy}.{early}{saved}")
+
+
+def early_stopping_record(callbacks: list) -> dict | None:
+    """What an EarlyStopping callback did in the last fit: the epoch it fired (0 if it did not),
+    the best epoch and whether its weights were restored; 1-based epochs, None without one."""
+    stopper = next((c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping)), None)
+    if stopper is None:
+        return None
+    restored = bool(stopper.restore_best_weights and stopper.best_weights is not None)
+    best = None if stopper.best is None else float(stopper.best)
+    return {
+        "monitor": stopper.monitor,
+        "patience": int(stopper.patience),
+        "stopped_epoch": int(stopper.stopped_epoch) + 1 if stopper.stopped_epoch > 0 else 0,
+        "best_epoch": int(stopper.best_epoch) + 1 if best is not None else 0,
+        "best_value": best,
+        "restored": restored,
+    }
+
+
+def early_stopping_text(record: dict | None, epochs: int, epochs_run: int) -> str:
+    """One sentence on what early stopping did (of `epochs` planned, `epochs_run` begun), or ""
+    when it changed nothing."""
+    if not record:
+        return ""
+    monitor = str(record.get("monitor", "val_loss")).replace("val_", "validation ")
+    best, stopped = record.get("best_epoch", 0), record.get("stopped_epoch", 0)
+    kept = f"; the weights of epoch {best}, its best, were kept" if record.get("restored") else ""
+    if stopped:
+        return (
+            f"Early stopping ended training after epoch {stopped} of {epochs}: the {monitor} "
+            f"had not improved for {record.get('patience')} epochs{kept}."
+        )
+    if record.get("restored") and 0 < best < epochs_run:
+        return f"Early stopping did not fire{kept} (of {epochs_run})."
+    return ""
 
     def _model(self):
         """The network to train: a checkpoint's, a run's to train further, or a new one."""

@@ -13,7 +13,7 @@ from core import charts, draw_session, drawing, explain
 from core.draw_session import Reading, a, pct
 from core.models import estimate_training_seconds, preset
 from core.runs import RunError
-from ui import resources, visitor
+from ui import model_upload, resources, visitor
 
 CANVAS = 280
 """Side of the drawing square in pixels."""
@@ -72,6 +72,7 @@ def no_model() -> None:
 
 def source_picker() -> str:
     """Draw or Upload; a change starts a new input."""
+    model_upload.model_upload("draw")
     return st.segmented_control(
         "Input",
         ["Draw", "Upload"],

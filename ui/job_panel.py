@@ -121,15 +121,35 @@ def watch(job: Job, data: MnistData) -> None:
 def _live(job: Job, data: MnistData) -> None:
     snap = job.snapshot()
     _status(snap)
-    _stop_button(job, snap)
+    stop, scale = st.columns([0.12, 0.88], vertical_alignment="center")
+    with stop:
+        _stop_button(job, snap)
+    log_x = scale.toggle(
+        "Log-scale x",
+        key="train_log_x",
+        help="Spread out the first batches, where most of the learning happens.",
+    )
     smooth = st.session_state.get("train_smoothing", 0.6)
     for col, metric in zip(st.columns(2), ("loss", "accuracy"), strict=True):
         col.plotly_chart(
             charts.training_curves(
-                snap.batch_history, snap.epoch_history, metric, smooth, snap.steps_per_epoch
+                snap.batch_history,
+                snap.epoch_history,
+                metric,
+                smooth,
+                snap.steps_per_epoch,
+                log_x=log_x,
+                early_stopping=snap.early_stopping,
             ),
             key=f"train_chart_{metric}",
         )
+    st.plotly_chart(
+        charts.learning_rate_curve(snap.batch_history, snap.steps_per_epoch, log_x=log_x),
+        key="train_chart_lr",
+    )
+    st.caption(
+        "Learning rate per batch: the size of each weight update, as the optimizer's schedule set it."
+    )
     _probes(job, snap, data)
     _results(snap)
     if snap.state.done and st.session_state.get("train_seen_done") != job.id:
@@ -157,7 +177,13 @@ def _status(snap: ProgressSnapshot) -> None:
         text += f" Place in the queue: **{snap.queue_position}**."
     (st.error if state == JobState.FAILED else st.markdown)(text)
     if state in (JobState.RUNNING, JobState.STOPPING) or state.done and snap.epoch:
-        st.progress(snap.fraction, text=train_form.progress_text(snap))
+        line = train_form.progress_text(snap)
+        fired = (snap.early_stopping or {}).get("stopped_epoch")
+        if fired:
+            line += f" · early stopping ended it after epoch {fired}"
+        elif state == JobState.STOPPED and snap.epochs_done % 1:
+            line += f" · stopped after {snap.epochs_done:.2f} epochs"
+        st.progress(snap.fraction, text=line)
 
 
 def _probes(job: Job, snap: ProgressSnapshot, data: MnistData) -> None:
@@ -165,7 +191,13 @@ def _probes(job: Job, snap: ProgressSnapshot, data: MnistData) -> None:
         return
     probs = snap.probe_predictions[-1]
     epochs = len(snap.probe_predictions) - 1
-    when = "before training" if epochs == 0 else f"after epoch {epochs}"
+    partial = epochs == len(snap.epoch_history.get("epoch", [])) and snap.epochs_done % 1
+    if epochs == 0:
+        when = "before training"
+    elif partial:
+        when = f"when stopped, after {snap.epochs_done:.2f} epochs"
+    else:
+        when = f"after epoch {epochs}"
     st.markdown(f"**The network's guesses for a dozen test digits, {when}**")
     st.caption("Each digit's guess and how sure the network is: green when right, red when wrong.")
     cols = st.columns(len(job.probe_index))
