@@ -48,6 +48,34 @@ def encode(columns: Mapping[str, Any]) -> dict:
     }
 
 
+MAX_RECORD_POINTS = 100_000
+
+
+def problem(record: Any) -> str | None:
+    """Why a saved per-batch record is not one encode() writes (None when it is)."""
+    if not isinstance(record, Mapping) or record.get("encoding") != ENCODING:
+        return f"per_batch must be a record encoded as {ENCODING}"
+    length, columns = record.get("length"), record.get("columns")
+    if (
+        not isinstance(length, int)
+        or isinstance(length, bool)
+        or not 0 <= length <= MAX_RECORD_POINTS
+    ):
+        return f"per_batch length must be a count up to {MAX_RECORD_POINTS:,}"
+    if not isinstance(columns, Mapping):
+        return "per_batch columns must be an object of series"
+    for key, text in columns.items():
+        if not isinstance(key, str) or not isinstance(text, str):
+            return "per_batch columns must map names to base64 text"
+        try:
+            size = len(base64.b64decode(text, validate=True))
+        except ValueError:
+            return f"per_batch column {key!r} is not base64"
+        if size != 4 * length:
+            return f"per_batch column {key!r} holds {size // 4} values, not {length}"
+    return None
+
+
 def read_batches(history: Mapping[str, Any], shortest: bool = False) -> dict[str, list[float]]:
     """A run's saved per-batch series as lists ({} for runs saved without them); `shortest`
     gives each value as the shortest decimal that is the same float32 (0.001, not 0.0010000000474),

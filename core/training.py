@@ -605,6 +605,39 @@ class TrainingJob:
             saved = f" Saved as run '{self.run_name}'." if self.run_name else ""
             self._set(JobState.FINISHED, f"Test accuracy {accuracy}.{early}{saved}")
 
+    def _model(self):
+        """The network to train: a checkpoint's, a run's to train further, or a new one."""
+        if self.resume:
+            return self.checkpoints.load_model(self.resume)
+        if self.start_from is not None:
+            model = self.store.load_model(self.start_from.name)
+            # A fresh optimizer and schedule over the epochs to come: the run's own schedule
+            # has already annealed its learning rate to almost nothing.
+            model.compile(
+                loss="categorical_crossentropy",
+                optimizer=make_optimizer(self.config, self.steps_per_epoch),
+                metrics=["accuracy"],
+            )
+            return model
+        return build_model(self.config, steps_per_epoch=self.steps_per_epoch)
+
+    def save_checkpoint(self, epochs_done: int) -> None:
+        """After an epoch: the model and the records so far, for Resume after a restart."""
+        batch, epoch = self.progress.records()
+        state = {
+            "config": self.saved_config.to_dict(),
+            "owner": self.owner,
+            "epochs_done": epochs_done,
+            "train_seconds": self.progress.elapsed(),
+            "created_at": self.created_at,
+            "run_name": self.requested_name,
+            "data_source": self.data.label,
+        }
+        try:
+            self.checkpoints.save(self.id, self.model, batch, epoch, state, self.extra_examples)
+        except RunError as exc:
+            log.warning("Job %s: %s", self.id, exc)
+
 
 def early_stopping_record(callbacks: list) -> dict | None:
     """What an EarlyStopping callback did in the last fit: the epoch it fired (0 if it did not),
@@ -640,39 +673,6 @@ def early_stopping_text(record: dict | None, epochs: int, epochs_run: int) -> st
     if record.get("restored") and 0 < best < epochs_run:
         return f"Early stopping did not fire{kept} (of {epochs_run})."
     return ""
-
-    def _model(self):
-        """The network to train: a checkpoint's, a run's to train further, or a new one."""
-        if self.resume:
-            return self.checkpoints.load_model(self.resume)
-        if self.start_from is not None:
-            model = self.store.load_model(self.start_from.name)
-            # A fresh optimizer and schedule over the epochs to come: the run's own schedule
-            # has already annealed its learning rate to almost nothing.
-            model.compile(
-                loss="categorical_crossentropy",
-                optimizer=make_optimizer(self.config, self.steps_per_epoch),
-                metrics=["accuracy"],
-            )
-            return model
-        return build_model(self.config, steps_per_epoch=self.steps_per_epoch)
-
-    def save_checkpoint(self, epochs_done: int) -> None:
-        """After an epoch: the model and the records so far, for Resume after a restart."""
-        batch, epoch = self.progress.records()
-        state = {
-            "config": self.saved_config.to_dict(),
-            "owner": self.owner,
-            "epochs_done": epochs_done,
-            "train_seconds": self.progress.elapsed(),
-            "created_at": self.created_at,
-            "run_name": self.requested_name,
-            "data_source": self.data.label,
-        }
-        try:
-            self.checkpoints.save(self.id, self.model, batch, epoch, state, self.extra_examples)
-        except RunError as exc:
-            log.warning("Job %s: %s", self.id, exc)
 
 
 class CheckpointCallback(keras.callbacks.Callback):

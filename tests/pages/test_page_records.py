@@ -15,6 +15,7 @@ from core.data import preprocess_images
 from core.runs import RunStore
 from tests.pages.support import open_page, page_text, run_until
 from tests.pages.test_page_draw import canvas, canvas_of  # noqa: F401 - the fixture
+from ui.visitor import tag_of
 
 TRAIN, EXPLORE, DRAW = "pages/1_Train.py", "pages/2_Explore.py", "pages/3_Draw.py"
 TINY = {"blocks": "4-3-1-p-0", "dense_units": "0", "batch_size": "64", "learning_rate": "0.01"}
@@ -136,7 +137,7 @@ def test_your_own_model_on_explore_then_compared_side_by_side(app_env, mnist):
     assert at.sidebar.selectbox[0].value == "upload-mine"
     assert "upload-mine" in " ".join(s.value for s in at.sidebar.success)
     info = RunStore(app_env / "runs").get("upload-mine")
-    assert info.meta["uploaded"] and info.owner == at.session_state["train_owner"]
+    assert info.meta["uploaded"] and info.owner == tag_of(at.session_state["visitor_id"])
     probs = model.predict(preprocess_images(mnist.x_test), verbose=0)
     accuracy = np.mean(probs.argmax(1) == mnist.y_test)
     shown = {m.label: m.value for m in at.metric}
