@@ -13,6 +13,7 @@ import threading
 import time
 import traceback
 import uuid
+from array import array
 from collections import deque
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -21,12 +22,16 @@ import keras
 import numpy as np
 
 from core.data import MnistData, make_dataset, preprocess_images, validation_split
+from core.memory import release_memory
 from core.models import ModelConfig, build_model, make_callbacks
 
 log = logging.getLogger(__name__)
 
 PROBE_COUNT = 12
 RATE_WINDOW = 50
+KEEP_FINISHED = 20
+"""Ended jobs the registry remembers (their figures only, at most a few MB each: the 10-epoch
+tutorial's 18,750 batches of 7 series are 1 MB); older ones are forgotten as new ones come."""
 
 
 class JobState(StrEnum):
@@ -136,6 +141,14 @@ class Progress:
         """The model's current guesses for the fixed probe digits."""
         with self._lock:
             self._probes.append(np.asarray(probabilities, dtype=np.float32))
+
+    def compact(self) -> None:
+        """Keep the figures as arrays of doubles (8 bytes a value instead of a float's 32): a
+        finished job's progress stays readable for as long as the registry keeps it."""
+        with self._lock:
+            for series in (self._batch, self._epoch):
+                for key, values in series.items():
+                    series[key] = array("d", values)
 
     def elapsed(self) -> float:
         """Seconds of training so far (or in total, once ended)."""
@@ -404,7 +417,18 @@ class TrainingJob:
             log.exception("Training job %s failed", self.id)
             self._set(JobState.FAILED, _describe(exc))
         finally:
-            self._done.set()
+            try:
+                self._release()
+            finally:
+                self._done.set()
+
+    def _release(self) -> None:
+        """An ended job keeps its figures, not its model: the saved run is what was learned (the
+        model stays only when there is no store to save it in)."""
+        if self.store is not None:
+            self.model = None
+        self.progress.compact()
+        release_memory()
 
     def _datasets(self):
         cfg = self.config
@@ -514,7 +538,7 @@ def _describe(exc: BaseException) -> str:
 class JobRegistry:
     """Process-wide list of jobs; at most max_concurrent train at once, the others wait in order."""
 
-    def __init__(self, max_concurrent: int = 1, keep: int = 50):
+    def __init__(self, max_concurrent: int = 1, keep: int = KEEP_FINISHED):
         if max_concurrent < 1:
             raise ValueError("max_concurrent must be at least 1.")
         self.max_concurrent = max_concurrent
