@@ -450,6 +450,7 @@ class TrainingJob:
             self._set(JobState.STOPPED, "Stopped before training began; nothing was trained.")
             return
         self.model = build_model(cfg, steps_per_epoch=self.steps_per_epoch)
+        _no_single_replica_all_reduce(self.model.optimizer)
         train, val = self._datasets()
         callback = ProgressCallback(
             self.progress,
@@ -520,6 +521,22 @@ class TrainingJob:
         else:
             saved = f" Saved as run '{self.run_name}'." if self.run_name else ""
             self._set(JobState.FINISHED, f"Test accuracy {accuracy}.{saved}")
+
+
+def _no_single_replica_all_reduce(optimizer) -> None:
+    """Skip the all-reduce of gradients that Keras's TensorFlow optimizer does for distribution.
+
+    With one replica it is an identity, but it is a tf.custom_gradient: every trace of the train
+    step registers a gradient function in TensorFlow's process-wide registry, which is never
+    removed and keeps the whole traced step (and what it captured) alive. Measured: each job left
+    two such entries and grew the server by 6-12 MB; without the all-reduce, none.
+    """
+    import tensorflow as tf
+
+    if tf.distribute.get_strategy().num_replicas_in_sync == 1 and hasattr(
+        optimizer, "_all_reduce_sum_gradients"
+    ):
+        optimizer._all_reduce_sum_gradients = lambda grads_and_vars: list(grads_and_vars)
 
 
 def _describe(exc: BaseException) -> str:

@@ -461,6 +461,27 @@ def test_an_ended_job_keeps_its_figures_not_its_model(small, registry, store, mo
     assert store.get(stopped.run_name).status == "stopped"
 
 
+def live_traced_graphs() -> int:
+    """How many traced TensorFlow graphs are alive now."""
+    from tensorflow.python.framework.func_graph import FuncGraph
+
+    gc.collect()
+    return sum(isinstance(o, FuncGraph) for o in gc.get_objects())
+
+
+@pytest.mark.slow
+def test_jobs_leave_no_traced_graphs_behind(small, registry, store):
+    config = dataclasses.replace(TINY_CONFIG, epochs=1)
+    first = TrainingJob(config, small, store=store).start(registry)
+    assert first.wait(DEADLINE) and first.state == JobState.FINISHED, first.message
+    before = live_traced_graphs()
+    for _ in range(2):
+        job = TrainingJob(config, small, store=store).start(registry)
+        assert job.wait(DEADLINE) and job.state == JobState.FINISHED, job.message
+    # Each job traces its own train and test steps; none of them may outlive the job.
+    assert live_traced_graphs() == before
+
+
 @pytest.mark.slow
 def test_without_a_store_the_job_keeps_its_model(small, registry):
     job = TrainingJob(dataclasses.replace(TINY_CONFIG, epochs=1), small).start(registry)
