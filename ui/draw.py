@@ -7,6 +7,7 @@ Each function draws one part of the page; `pages/3_Draw.py` lays them out. The w
 from __future__ import annotations
 
 import hashlib
+import threading
 
 import numpy as np
 import streamlit as st
@@ -17,6 +18,9 @@ from core.models import estimate_training_seconds, preset
 from core.runs import RunError
 from ui import resources
 
+_DECODING = threading.Lock()
+"""One upload decodes at a time in the whole server: a large PNG costs up to 450 MB while it
+decodes, and several visitors uploading at once must not add those up."""
 CANVAS = 280
 """Side of the drawing square in pixels."""
 VIEWS = [*draw_session.METHODS, "Activations"]
@@ -132,15 +136,16 @@ def decoded_upload(digest: str, _data: bytes) -> tuple[np.ndarray | None, str | 
     """(the upload decoded and shrunk, None) or (None, why it is unusable), once per file.
 
     Keyed by the file's SHA-256, so a rerun (any click on the page) and another tab with the same
-    file reuse it: decoding a 6300x6300 RGBA PNG takes 5 s and 450 MB at its peak. What the
-    decoder freed goes back to the system at once, not into the heap of this script thread.
+    file reuse it (Streamlit computes a key once while the others wait): decoding a 6300x6300
+    RGBA PNG takes 5 s and 450 MB at its peak. What the decoder freed goes back to the system.
     """
-    try:
-        return draw_session.load_upload(_data), None
-    except drawing.ImageError as exc:
-        return None, str(exc)
-    finally:
-        memory.trim_heap()
+    with _DECODING:
+        try:
+            return draw_session.load_upload(_data), None
+        except drawing.ImageError as exc:
+            return None, str(exc)
+        finally:
+            memory.trim_heap()
 
 
 def answer_panel(
