@@ -5,8 +5,9 @@ is made of): TensorFlow's oneDNN build pools every CPU allocation in its own all
 gives memory back (calibrating the default model left the process 420 MB bigger, for good); with
 the system allocator the same memory returns to glibc, and `malloc_trim` hands it to the system.
 glibc gives each thread its own heap arena (up to 8 per core): with Streamlit's script threads and a
-worker thread per job, freed memory piled up in many arenas (3 short jobs grew the process 20 MB
-each); two arenas keep that to about 4 MB a job.
+worker thread per job, freed memory piled up in many arenas (3 short jobs in a row grew the process
+about 20 MB each, even with malloc_trim); with two arenas about 6 MB each, and the rest was
+TensorFlow's gradient registry (see core.training).
 """
 
 from __future__ import annotations

@@ -428,6 +428,10 @@ class TrainingJob:
         if self.store is not None:
             self.model = None
         self.progress.compact()
+        # The fitted model lives in reference cycles: collect them now rather than whenever
+        # Python's collector gets round to it, and return the freed heap. Measured in process (3
+        # short jobs): with oneDNN on the system allocator and two glibc arenas (core.memory), the
+        # process grew 779, 780, 791 MB after each, against 828, 846, 867 MB with many arenas.
         release_memory()
 
     def _datasets(self):
@@ -529,7 +533,8 @@ def _no_single_replica_all_reduce(optimizer) -> None:
     With one replica it is an identity, but it is a tf.custom_gradient: every trace of the train
     step registers a gradient function in TensorFlow's process-wide registry, which is never
     removed and keeps the whole traced step (and what it captured) alive. Measured: each job left
-    two such entries and grew the server by 6-12 MB; without the all-reduce, none.
+    two such entries and grew the server by 6-12 MB (bench_memory.py: +82 MB over 10 jobs);
+    without the all-reduce, +5 MB over 10 jobs.
     """
     import tensorflow as tf
 
