@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from core import memory
 from core.models import PRESETS, ConfigError, preset
 
 
@@ -305,7 +306,7 @@ def add_predict_command(sub) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the command."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    memory.configure()  # before anything imports TensorFlow
     parser = argparse.ArgumentParser(prog="python -m core", description="Digit Lab command line.")
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="train a preset and save the run")

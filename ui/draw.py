@@ -6,15 +6,21 @@ Each function draws one part of the page; `pages/3_Draw.py` lays them out. The w
 
 from __future__ import annotations
 
+import hashlib
+import threading
+
 import numpy as np
 import streamlit as st
 
-from core import charts, draw_session, drawing, explain
+from core import charts, draw_session, drawing, explain, memory
 from core.draw_session import Reading, a, pct
 from core.models import estimate_training_seconds, preset
 from core.runs import RunError
 from ui import model_upload, resources, visitor
 
+_DECODING = threading.Lock()
+"""One upload decodes at a time in the whole server: a large PNG costs up to 450 MB while it
+decodes, and several visitors uploading at once must not add those up."""
 CANVAS = 280
 """Side of the drawing square in pixels."""
 VIEWS = [*draw_session.METHODS, "Activations"]
@@ -118,11 +124,29 @@ def upload_input() -> np.ndarray | None:
     )
     if upload is None:
         return None
-    try:
-        return draw_session.load_upload(upload.getvalue())
-    except drawing.ImageError as exc:
-        st.error(f"{upload.name}: {exc}", icon=":material/broken_image:")
-        return None
+    data = upload.getvalue()
+    image, problem = decoded_upload(hashlib.sha256(data).hexdigest(), data)
+    if problem is not None:
+        st.error(f"{upload.name}: {problem}", icon=":material/broken_image:")
+    return image
+
+
+# One entry: at most a 1024x1024 RGBA uint8 picture, 4 MB (draw_session.MAX_UPLOAD_SIDE).
+@st.cache_data(max_entries=8, show_spinner="Reading the picture…")
+def decoded_upload(digest: str, _data: bytes) -> tuple[np.ndarray | None, str | None]:
+    """(the upload decoded and shrunk, None) or (None, why it is unusable), once per file.
+
+    Keyed by the file's SHA-256, so a rerun (any click on the page) and another tab with the same
+    file reuse it (Streamlit computes a key once while the others wait): decoding a 6300x6300
+    RGBA PNG takes 5 s and 450 MB at its peak. What the decoder freed goes back to the system.
+    """
+    with _DECODING:
+        try:
+            return draw_session.load_upload(_data), None
+        except drawing.ImageError as exc:
+            return None, str(exc)
+        finally:
+            memory.trim_heap()
 
 
 def answer_panel(
