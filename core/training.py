@@ -6,6 +6,7 @@ message). A process-wide JobRegistry limits how many jobs train at once; the oth
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import math
@@ -75,6 +76,26 @@ class ProgressSnapshot:
         total = self.epochs * self.steps_per_epoch
         done = (self.epoch - 1) * self.steps_per_epoch + self.batch if self.epoch else 0
         return 0.0 if total == 0 else min(1.0, max(0.0, done / total))
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able dict, so a snapshot can travel (from an RQ worker through Redis)."""
+        d = dataclasses.asdict(self)
+        d["state"] = self.state.value
+        d["probe_predictions"] = [
+            np.asarray(p, dtype=np.float32).tolist() for p in self.probe_predictions
+        ]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ProgressSnapshot:
+        """Inverse of to_dict; unknown keys are ignored (a newer worker may send more)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in d.items() if k in known}
+        values["state"] = JobState(values["state"])
+        values["probe_predictions"] = [
+            np.asarray(p, dtype=np.float32) for p in values.get("probe_predictions", [])
+        ]
+        return cls(**values)
 
 
 class Progress:
@@ -388,6 +409,22 @@ class TrainingJob:
         with self._lock:
             self._state, self._message = state, message
 
+    def run(self) -> None:
+        """Train, evaluate and save now, on the calling thread; never raises (a failure becomes
+        the job's state). An RQ work horse calls it; the in-process engine's threads call _run."""
+        try:
+            self._guarded_train()
+        finally:
+            self._done.set()
+
+    def _guarded_train(self) -> None:
+        try:
+            self._train()
+        except Exception as exc:  # noqa: BLE001 - every failure becomes the job's state
+            self._traceback = traceback.format_exc()
+            log.exception("Training job %s failed", self.id)
+            self._set(JobState.FAILED, _describe(exc))
+
     def _run(self) -> None:
         """The worker thread: wait for a slot, train, evaluate, save; never raises."""
         registry = self._registry
@@ -396,7 +433,7 @@ class TrainingJob:
                 self._set(JobState.STOPPED, "Stopped before it started; nothing was trained.")
                 return
             try:
-                self._train()
+                self._guarded_train()
             finally:
                 registry.release(self)
         except Exception as exc:  # noqa: BLE001 - every failure becomes the job's state
