@@ -90,3 +90,120 @@ def test_a_job_trains_on_a_worker_process_and_its_run_comes_home(
     # Nothing half-written among the runs, and the packed copy left Redis.
     assert [p.name for p in store.root.iterdir()] == [snap.run_name]
     assert redis_server.client().exists(keys(job.id).run) == 0
+
+
+def batches(job) -> int:
+    return len(job.snapshot().batch_history.get("step", []))
+
+
+def test_stop_ends_training_within_batches_and_keeps_what_was_learned(
+    engine, store, redis_url, start_worker
+):
+    start_worker(redis_url, "w-stop")
+    job = engine.submit(JobRequest(LONG, owner="bo"))
+    wait_for(lambda: batches(job) >= 3, 180, "a few batches to arrive through Redis")
+    job.stop()
+    assert job.state == JobState.STOPPING  # shown at once, before the worker answers
+    wait_for(lambda: done(job), 120, "the stopped run to come home")
+    snap = job.snapshot()
+    assert snap.state == JobState.STOPPED and "keeping what it learned" in snap.message
+    total = LONG.epochs * LONG.steps_per_epoch(60_000)
+    assert 3 <= len(snap.batch_history["step"]) < total
+    info = store.get(snap.run_name)
+    assert info.status == "stopped" and info.owner == "bo"
+    assert info.meta["epochs_completed"] < LONG.epochs
+    assert info.test_accuracy == pytest.approx(snap.test_metrics["test_accuracy"])
+
+
+def test_two_workers_drain_four_queued_jobs_in_order_with_positions(
+    engine, store, redis_url, start_worker, redis_server
+):
+    short = dataclasses.replace(TINY_CONFIG, epochs=1)
+    jobs = [engine.submit(JobRequest(short, owner=f"v{i}")) for i in range(4)]
+    assert [j.snapshot().queue_position for j in jobs] == [1, 2, 3, 4]
+    entries = engine.queue(owner="v2")
+    assert [e.job_id for e in entries] == [j.id for j in jobs] and entries[2].mine
+    start_worker(redis_url, "w-a")
+    start_worker(redis_url, "w-b")
+
+    def two_train_two_wait():
+        states = [j.snapshot() for j in jobs]
+        return [s.state for s in states[:2]] == [JobState.RUNNING] * 2 and [
+            s.queue_position for s in states[2:]
+        ] == [1, 2]
+
+    wait_for(two_train_two_wait, 180, "two jobs training and two waiting at places 1 and 2")
+    wait_for(lambda: all(done(j) for j in jobs), 300, "all four jobs to finish")
+    assert [j.state for j in jobs] == [JobState.FINISHED] * 4
+    assert {j.worker for j in jobs} == {"w-a", "w-b"}
+    from rq.job import Job
+
+    started = [Job.fetch(j.id, connection=redis_server.client()).started_at for j in jobs]
+    assert started == sorted(started)
+    assert len({j.snapshot().run_name for j in jobs}) == 4 == len(store.list_runs()[0])
+
+
+@pytest.mark.parametrize("victim", ["worker", "horse"])
+def test_a_worker_killed_mid_job_fails_that_job_and_the_queue_goes_on(
+    engine, store, redis_url, start_worker, victim
+):
+    first = start_worker(redis_url, "w-doomed")
+    killed = engine.submit(JobRequest(LONG, owner="cy"))
+    after = engine.submit(JobRequest(TINY_CONFIG, owner="di"))
+    wait_for(lambda: batches(killed) >= 2, 180, "the first job to train")
+    horses = first.horse_pids()
+    assert len(horses) == 1
+    if victim == "worker":
+        first.kill(signal.SIGKILL)  # kill -9 of the worker process, as an operator would
+    else:
+        import os
+
+        os.kill(horses[0], signal.SIGKILL)  # the training process alone (the OOM killer)
+    wait_for(lambda: killed.state == JobState.FAILED, 30, "the killed job to be shown failed")
+    message = killed.snapshot().message
+    if victim == "worker":
+        assert "w-doomed stopped answering at epoch 1" in message and "nothing was saved" in message
+        wait_for(lambda: not _exists(horses[0]), 10, "the horse to die with its worker")
+        start_worker(redis_url, "w-next")
+    else:
+        assert "ended unexpectedly (signal 9" in message and "nothing was saved" in message
+    wait_for(lambda: done(after), 180, "the next job to run")
+    assert after.state == JobState.FINISHED, after.snapshot().message
+    assert after.worker == ("w-next" if victim == "worker" else "w-doomed")
+    assert [p.name for p in store.root.iterdir()] == [after.snapshot().run_name]
+
+
+def _exists(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_redis_stopped_and_restarted_mid_job(engine, store, redis_url, redis_server, start_worker):
+    start_worker(redis_url, "w-steady")
+    running = engine.submit(JobRequest(LONG, owner="ed"))
+    waiting = engine.submit(JobRequest(TINY_CONFIG, owner="fi"))
+    wait_for(lambda: batches(running) >= 2, 180, "the first job to train")
+    redis_server.stop()
+    wait_for(engine.problem, 15, "the engine to notice Redis is gone")
+    assert f"Redis at {redis_url}" in engine.problem() and "cannot be reached" in engine.problem()
+    assert "cannot be reached" in running.snapshot().message
+    assert running.state == JobState.RUNNING  # last news kept, not a false failure
+    with pytest.raises(EngineError, match="cannot be reached"):
+        engine.submit(JobRequest(TINY_CONFIG))
+    seen = batches(running)
+    redis_server.start()  # same port, same append-only file
+    wait_for(lambda: engine.problem() is None, 30, "the engine to reconnect")
+    wait_for(lambda: batches(running) > seen + 2, 60, "progress to flow again from the worker")
+    assert running.state == JobState.RUNNING, running.snapshot().message
+    running.stop()
+    wait_for(lambda: done(running), 120, "the stopped run to come home")
+    assert running.state == JobState.STOPPED, running.snapshot().message
+    # The job that was queued before the outage was kept, and runs.
+    wait_for(lambda: done(waiting), 180, "the queued job to run after the restart")
+    assert waiting.state == JobState.FINISHED, waiting.snapshot().message
+    assert len(store.list_runs()[0]) == 2
