@@ -59,7 +59,15 @@ class RedisServer:
         self.folder.mkdir(parents=True, exist_ok=True)
         log = open(self.folder / "redis.log", "a")  # noqa: SIM115 - the server keeps writing it
         self.proc = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder)]
+            [
+                REDIS_SERVER,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.folder),
+            ]
             + ["--appendonly", "yes", "--appendfsync", "always", "--save", ""]
             + ["--protected-mode", "no", "--daemonize", "no"],
             stdout=log,

@@ -13,13 +13,14 @@ import streamlit as st
 from core import charts, train_form
 from core.data import MnistData
 from core.drawing import enlarge
-from core.engine import Job, JobRequest
+from core.engine import EngineError, Job, JobRequest
 from core.training import JobState, ProgressSnapshot
 from ui import resources
 
 OWNER = "train_owner"
 JOB = "train_job"
 PICK = "train_job_pick"
+ENGINE_ERROR = "train_engine_error"
 ICONS = {
     "queued": ":material/hourglass_top:",
     "running": ":material/directions_run:",
@@ -38,14 +39,24 @@ def owner() -> str:
 def _start(config, use_examples: bool) -> None:
     """on_click of Train: queue the job; the same run already draws Train disabled."""
     extra = resources.get_examples().load() if use_examples else None
-    job = resources.get_engine().submit(JobRequest(config, owner=owner(), extra_examples=extra))
+    try:
+        job = resources.get_engine().submit(JobRequest(config, owner=owner(), extra_examples=extra))
+    except EngineError as exc:
+        st.session_state[ENGINE_ERROR] = str(exc)
+        return
     st.session_state[JOB] = job.id
     st.session_state[PICK] = job.id  # the watch picker follows the new job
 
 
 def train_button(config, errors: dict[str, str], unshown: list[str]) -> None:
     """Train, disabled while the form has errors or this session's job still runs."""
-    mine = [j for j in resources.get_engine().jobs(owner()) if not j.state.done]
+    try:
+        engine = resources.get_engine()
+        down = engine.problem()
+        mine = [j for j in engine.jobs(owner()) if not j.state.done]
+    except EngineError as exc:
+        down, mine = str(exc), []
+    problem = st.session_state.pop(ENGINE_ERROR, None) or down
     st.button(
         "Train",
         type="primary",
@@ -53,13 +64,15 @@ def train_button(config, errors: dict[str, str], unshown: list[str]) -> None:
         key="train_start",
         on_click=_start,
         args=(config, bool(st.session_state.get("train_use_examples"))),
-        disabled=bool(errors) or bool(mine),
+        disabled=bool(errors) or bool(mine) or down is not None,
         help="Fix the fields marked in red first."
         if errors
         else "Your job is still running: stop it or let it finish first."
         if mine
         else None,
     )
+    if problem:
+        st.error(problem, icon=":material/cloud_off:")
     if errors:
         st.error(
             "Nothing starts until the fields marked above are fixed."
@@ -69,7 +82,10 @@ def train_button(config, errors: dict[str, str], unshown: list[str]) -> None:
 
 def chosen_job() -> Job | None:
     """The job to watch: this session's, a reloaded tab's running one, or the one picked."""
-    registry = resources.get_engine()
+    try:
+        registry = resources.get_engine()
+    except EngineError:
+        return None  # train_button says why
     jobs = registry.jobs()
     if JOB not in st.session_state and jobs:
         # A reloaded tab reattaches to the job that is training, else the next in line, else the latest.

@@ -16,13 +16,7 @@ from core.engine import EngineError, JobRequest
 from core.rq_engine import RQEngine, keys
 from core.training import JobState, probe_indices
 from tests.conftest import ROOT, TINY_CONFIG
-from tests.redis_support import (  # noqa: F401 - fixtures
-    redis_server,
-    redis_url,
-    start_worker,
-    wait_for,
-    worker_env,
-)
+from tests.redis_support import wait_for, worker_env
 
 pytestmark = pytest.mark.slow
 
