@@ -79,8 +79,11 @@ class ProgressSnapshot:
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict, so a snapshot can travel (from an RQ worker through Redis)."""
-        d = dataclasses.asdict(self)
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         d["state"] = self.state.value
+        d["batch_history"] = {k: list(v) for k, v in self.batch_history.items()}
+        d["epoch_history"] = {k: list(v) for k, v in self.epoch_history.items()}
+        d["test_metrics"] = dict(self.test_metrics)
         d["probe_predictions"] = [
             np.asarray(p, dtype=np.float32).tolist() for p in self.probe_predictions
         ]

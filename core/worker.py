@@ -12,6 +12,7 @@ worker killed with kill -9 takes its job down with it, and the app fails it from
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import json
 import logging
 import os
@@ -102,11 +103,12 @@ class Reporter(threading.Thread):
         with self._lock:
             head, rows = None, None
             if self.job is not None:
-                snap = self.job.snapshot().to_dict()
-                batch = snap.pop("batch_history")
+                snap = self.job.snapshot()
+                batch = snap.batch_history
                 rows = {key: values[self.rows_sent :] for key, values in batch.items()}
                 count = len(batch.get("step", []))
-                head = self.head(dict(snap, batch_history={}), final, run)
+                # The rows travel once each (appended below); the head is small.
+                head = self.head(dataclasses.replace(snap, batch_history={}).to_dict(), final, run)
             elif self.failure is not None:
                 head = self.head(_failed_snapshot(self.failure), final, run)
             try:
