@@ -10,7 +10,8 @@ for the page figures, `streamlit run app.py` with DIGITLAB_REDIS_URL and headles
    for a 16-core worker machine.
 2. Images/s of a job on a worker while its Train page is open (live panel, reloaded every 10 s)
    against the same job with no page; alternated, medians. Twice: everything sharing this
-   machine's cores, and the worker pinned to its own core (a stand-in for a worker machine).
+   machine's cores, then the worker pinned to core 1 and the web server and browser to core 0
+   (a stand-in for a worker on its own machine).
 3. Resident memory of the web process while 4 jobs, started from 4 browser sessions, train on
    4 workers, against its idle figure with the same 4 pages open.
 Prints figures, then one JSON line.
@@ -308,7 +309,7 @@ def main() -> None:
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--jobs", type=int, default=8)
     parser.add_argument("--class-size", type=int, default=30)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-pages", action="store_true", help="only the queue figures")
     args = parser.parse_args()
     data_dir = str(Path(args.data_dir).resolve())
@@ -345,17 +346,23 @@ def main() -> None:
             ratio_config = dataclasses.replace(
                 preset("tutorial"), train_samples=20_000, epochs=1, validation_split=0.0
             )
+            everything = os.sched_getaffinity(0)
+            result["page"] = []
             with sync_playwright() as pw:
-                browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-                result["page"] = []
                 for pinned in (False, True):
-                    label = "worker pinned to its own core" if pinned else "all sharing the cores"
+                    label = "worker on core 1, web + browser on core 0" if pinned else "all shared"
                     print(f"training speed with the Train page open ({label}):", flush=True)
+                    # Pinned: this process, the browser it launches and the web server on core 0.
+                    os.sched_setaffinity(0, {0} if pinned else everything)
+                    browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                     r = page_ratio(
                         server, data_dir, tmp, ratio_config, args.repeats, browser, pinned
                     )
+                    browser.close()
                     print(f"  ratio {r['ratio']} (goal 0.95)", flush=True)
                     result["page"].append(r)
+                os.sched_setaffinity(0, everything)
+                browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 print("web process memory, 4 pages open, their 4 jobs on 4 workers:", flush=True)
                 mem = web_memory(server, data_dir, tmp, short, browser)
                 print(f"  idle {mem['idle_mb']} MB, while training up to {mem['max_training_mb']} MB"

@@ -181,6 +181,15 @@ class _Seen:
     polled: bool = False
 
 
+def _append_rows(rows: dict[str, array], chunk: dict) -> None:
+    """Add a chunk of per-batch rows sent by the worker, skipping any it sent twice (a reply
+    lost to a timeout after Redis had stored the chunk)."""
+    have = len(rows.get("step", ()))
+    skip = max(0, have - int(chunk.get("start", have)))
+    for key, values in chunk.get("rows", {}).items():
+        rows.setdefault(key, array("d")).extend(values[skip:])
+
+
 class RQJob:
     """A job queued on Redis, seen through the same handle as core.training.TrainingJob."""
 
@@ -332,6 +341,7 @@ class RQEngine:
         self._jobs: dict[str, RQJob] = {}
         self._lock = threading.Lock()
         self._problem: str | None = None
+        self._failures = 0
         self._workers: int | None = None
         self._workers_checked = 0.0
         self._wake = threading.Event()
@@ -356,7 +366,11 @@ class RQEngine:
             "created_at": time.time(),
             "run_name": request.run_name,
         }
-        payload = dict(record, examples=encode_examples(request.extra_examples))
+        payload = dict(
+            record,
+            examples=encode_examples(request.extra_examples),
+            save=self.store is not None,
+        )
         k = keys(job_id)
         try:
             with self.redis.pipeline() as p:
@@ -428,10 +442,15 @@ class RQEngine:
         try:
             self._refresh()
         except redis.RedisError as exc:
-            if self._problem is None:
+            self._failures += 1
+            # One slow answer on a busy machine is not an outage: the second in a row is.
+            if self._failures >= 2 and self._problem is None:
                 log.warning("Redis at %s unreachable: %s", redact(self.url), exc)
-            self._problem = unreachable(self.url, exc)
+                self._problem = unreachable(self.url, exc)
+        except Exception:  # noqa: BLE001 - a bad record must not stop the poller for everyone
+            log.exception("Reading the jobs from Redis failed")
         else:
+            self._failures = 0
             self._problem = None
 
     def send_stops(self) -> None:
@@ -502,8 +521,7 @@ class RQEngine:
                 if head is not None:
                     seen.head = json.loads(head)
                 for chunk in chunks:
-                    for key, values in json.loads(chunk).items():
-                        seen.rows.setdefault(key, array("d")).extend(values)
+                    _append_rows(seen.rows, json.loads(chunk))
                 seen.chunks += len(chunks)
                 seen.verdict = verdict.decode() if verdict else None
                 seen.alive = alive.decode() if alive else None

@@ -43,7 +43,7 @@ REPORT_SECONDS = 0.25
 """The reporter's tick: progress at most four times a second, the stop flag seen within it."""
 FINAL_RETRY_SECONDS = 600.0
 """How long a horse keeps trying to send its result home while Redis is unreachable."""
-MONITOR_SECONDS = 10
+MONITOR_SECONDS = 5
 
 _data = None
 """MNIST loaded once by the parent (numpy only), inherited by every forked horse."""
@@ -119,7 +119,7 @@ class Reporter(threading.Thread):
                     if packed is not None:
                         p.set(self.keys.run, packed, ex=RECORD_TTL)
                     if rows and count > self.rows_sent:
-                        p.rpush(self.keys.rows, json.dumps(rows))
+                        p.rpush(self.keys.rows, json.dumps({"start": self.rows_sent, "rows": rows}))
                         p.expire(self.keys.rows, RECORD_TTL)
                     if head is not None:
                         p.set(self.keys.head, json.dumps(head), ex=RECORD_TTL)
@@ -162,13 +162,15 @@ def _die_with_parent() -> None:
         pass  # not Linux: the reporter's parent check does it, within a tick
 
 
-def _set_threads() -> None:
+def _set_threads() -> int:
+    """Apply --threads before TensorFlow runs anything; the intra-op count in force (0: all)."""
+    import tensorflow as tf
+
     threads = int(os.environ.get(THREADS_ENV) or 0)
     if threads > 0:
-        import tensorflow as tf
-
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
+    return tf.config.threading.get_intra_op_parallelism_threads()
 
 
 def train_job(request: dict) -> dict:
@@ -195,7 +197,7 @@ def _train(request: dict, reporter: Reporter, folder: Path) -> dict:
     from core.runs import RunStore
 
     try:
-        _set_threads()
+        threads = _set_threads()
         from core.data import load_mnist
         from core.training import TrainingJob
 
@@ -203,7 +205,9 @@ def _train(request: dict, reporter: Reporter, folder: Path) -> dict:
         job = TrainingJob(
             ModelConfig.from_dict(request["config"]),
             data,
-            store=RunStore(folder / "runs", default_dir=None),
+            store=RunStore(folder / "runs", default_dir=None)
+            if request.get("save", True)
+            else None,
             run_name=request.get("run_name"),
             extra_examples=decode_examples(request.get("examples")),
             owner=request.get("owner"),
@@ -219,6 +223,7 @@ def _train(request: dict, reporter: Reporter, folder: Path) -> dict:
         "probe_labels": job.probe_labels.tolist(),
         "data_source": data.source,
         "data_label": data.label,
+        "tf_threads": threads,
     }
     with reporter._lock:
         reporter.job = job
@@ -304,6 +309,35 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _retire_if_dead(connection: redis.Redis, name: str) -> None:
+    """Free the name of a worker that died mid-job (kill -9, then a restart under the same name).
+
+    A busy worker heartbeats every MONITOR_SECONDS, so a busy one silent for three times that is
+    gone; a busy one still heard from after that long is alive, and RQ refuses the name. An idle
+    worker cannot be told dead from alive this way: RQ refuses its name until its key expires.
+    """
+    from rq.utils import now
+
+    key = f"{Worker.redis_worker_namespace_prefix}{name}"
+    deadline = time.monotonic() + 3 * MONITOR_SECONDS + 2
+    while True:
+        previous = Worker.find_by_key(key, connection)
+        if previous is None or previous.death_date is not None or previous.last_heartbeat is None:
+            return
+        if previous.get_state() != "busy":
+            return
+        silent = (now() - previous.last_heartbeat).total_seconds()
+        if silent > 3 * MONITOR_SECONDS:
+            log.warning(
+                "Worker %s went silent mid-job %.0f s ago: taking over its name", name, silent
+            )
+            previous.register_death()
+            return
+        if time.monotonic() > deadline:
+            return
+        time.sleep(1.0)
+
+
 def run_worker(
     url: str,
     burst: bool = False,
@@ -339,10 +373,12 @@ def run_worker(
             return 2
         os.environ[DATA_ENV] = data_dir
     clean_horse_folders()
+    name = name or default_name()
+    _retire_if_dead(connection, name)
     worker = DigitWorker(
         [QUEUE],
         connection=connection,
-        name=name or default_name(),
+        name=name,
         serializer=JSONSerializer,
         job_monitoring_interval=MONITOR_SECONDS,
     )

@@ -10,6 +10,7 @@ import pytest
 from core.engine import EngineError, make_engine
 from core.rq_engine import (
     RQEngine,
+    _append_rows,
     _Seen,
     compose,
     decode_examples,
@@ -128,3 +129,11 @@ def test_rqs_failure_records_read_as_advice():
         worker_failure("Traceback…\nValueError: bad")
         == "Training failed on the worker: ValueError: bad"
     )
+
+
+def test_rows_sent_twice_are_kept_once():
+    rows = {}
+    _append_rows(rows, {"start": 0, "rows": {"step": [1.0, 2.0], "loss": [0.9, 0.8]}})
+    _append_rows(rows, {"start": 0, "rows": {"step": [1.0, 2.0], "loss": [0.9, 0.8]}})
+    _append_rows(rows, {"start": 1, "rows": {"step": [2.0, 3.0], "loss": [0.8, 0.7]}})
+    assert rows["step"].tolist() == [1.0, 2.0, 3.0] and rows["loss"].tolist() == [0.9, 0.8, 0.7]

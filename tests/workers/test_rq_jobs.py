@@ -93,7 +93,7 @@ def batches(job) -> int:
 def test_stop_ends_training_within_batches_and_keeps_what_was_learned(
     engine, store, redis_url, start_worker
 ):
-    start_worker(redis_url, "w-stop")
+    start_worker(redis_url, "w-stop", "--threads", "1")
     job = engine.submit(JobRequest(LONG, owner="bo"))
     wait_for(lambda: batches(job) >= 3, 180, "a few batches to arrive through Redis")
     job.stop()
@@ -103,6 +103,7 @@ def test_stop_ends_training_within_batches_and_keeps_what_was_learned(
     assert snap.state == JobState.STOPPED and "keeping what it learned" in snap.message
     total = LONG.epochs * LONG.steps_per_epoch(60_000)
     assert 3 <= len(snap.batch_history["step"]) < total
+    assert job.info["tf_threads"] == 1  # --threads reached TensorFlow in the job
     info = store.get(snap.run_name)
     assert info.status == "stopped" and info.owner == "bo"
     assert info.meta["epochs_completed"] < LONG.epochs
@@ -158,12 +159,12 @@ def test_a_worker_killed_mid_job_fails_that_job_and_the_queue_goes_on(
     if victim == "worker":
         assert "w-doomed stopped answering at epoch 1" in message and "nothing was saved" in message
         wait_for(lambda: not _exists(horses[0]), 10, "the horse to die with its worker")
-        start_worker(redis_url, "w-next")
+        start_worker(redis_url, "w-doomed")  # restarted under its name, as a supervisor would
     else:
         assert "ended unexpectedly (signal 9" in message and "nothing was saved" in message
     wait_for(lambda: done(after), 180, "the next job to run")
     assert after.state == JobState.FINISHED, after.snapshot().message
-    assert after.worker == ("w-next" if victim == "worker" else "w-doomed")
+    assert after.worker == "w-doomed"
     assert [p.name for p in store.root.iterdir()] == [after.snapshot().run_name]
 
 
@@ -201,3 +202,11 @@ def test_redis_stopped_and_restarted_mid_job(engine, store, redis_url, redis_ser
     wait_for(lambda: done(waiting), 180, "the queued job to run after the restart")
     assert waiting.state == JobState.FINISHED, waiting.snapshot().message
     assert len(store.list_runs()[0]) == 2
+
+
+def test_stop_on_a_queued_job_takes_it_off_the_queue(engine, redis_server):
+    job = engine.submit(JobRequest(TINY_CONFIG, owner="gu"))
+    job.stop()
+    wait_for(lambda: done(job), 15, "the queued job to be taken off")
+    assert job.state == JobState.STOPPED and "before it started" in job.snapshot().message
+    assert redis_server.client().llen("rq:queue:digitlab") == 0
