@@ -316,7 +316,7 @@ def compose(seen: _Seen, stop_asked: bool, has_store: bool) -> ProgressSnapshot:
         if stop_asked:
             snap.state, snap.message = JobState.STOPPING, "Taking the job off the queue…"
     elif seen.rq_status == "started" or data:
-        if not data:
+        if not data or snap.state == JobState.QUEUED:
             snap.state, snap.message = JobState.RUNNING, "Starting on a worker…"
         snap.message += on
     else:

@@ -73,6 +73,7 @@ class Reporter(threading.Thread):
         self._connected = True
 
     def run(self) -> None:
+        """Report every REPORT_SECONDS until finish(); end the horse if its worker died."""
         while not self._done.is_set():
             if self.parent and os.getppid() != self.parent:
                 os._exit(1)  # the worker died: a horse never trains for nobody
@@ -256,12 +257,14 @@ class DigitWorker(Worker):
     """RQ's forking worker that rides out a Redis outage instead of quitting mid-job."""
 
     def maintain_heartbeats(self, job, execution):
+        """RQ's heartbeat while a job runs; a Redis outage skips one instead of ending the worker."""
         try:
             super().maintain_heartbeats(job, execution)
         except redis.RedisError as exc:
             self.log.warning("Worker %s: heartbeat not sent (%s); the job goes on", self.name, exc)
 
     def heartbeat(self, timeout=None, pipeline=None):
+        """RQ's worker heartbeat, skipped (not fatal) while Redis is unreachable."""
         try:
             super().heartbeat(timeout, pipeline)
         except redis.RedisError as exc:
@@ -270,6 +273,7 @@ class DigitWorker(Worker):
             self.log.warning("Worker %s: heartbeat not sent (%s)", self.name, exc)
 
     def check_for_suspension(self, burst):
+        """RQ's suspension check; waits a little instead of quitting while Redis is unreachable."""
         try:
             super().check_for_suspension(burst)
         except redis.RedisError as exc:
@@ -277,6 +281,7 @@ class DigitWorker(Worker):
             time.sleep(2)
 
     def run_maintenance_tasks(self):
+        """RQ's registry cleaning, skipped while Redis is unreachable."""
         try:
             super().run_maintenance_tasks()
         except redis.RedisError as exc:

@@ -101,6 +101,12 @@ def test_how_a_jobs_news_reads():
         compose(_Seen(rq_status="queued", position=2, polled=True), True, True).state == "stopping"
     )
     assert compose(_Seen(rq_status="canceled", polled=True), True, True).state == "stopped"
+    # Taken by a worker that has not begun training: running, never "queued at no place".
+    waiting = {"snapshot": snapshot_dict("queued", "Waiting for a free training slot.").to_dict()}
+    taken = compose(
+        _Seen(head=dict(waiting, worker="w1"), rq_status="started", polled=True), False, True
+    )
+    assert taken.state == JobState.RUNNING and taken.message == "Starting on a worker… (worker w1)"
     # Training: the worker's own words, with its name.
     head = {"snapshot": snapshot_dict().to_dict(), "worker": "w1", "final": False}
     snap = compose(_Seen(head=head, rq_status="started", polled=True), False, True)
