@@ -209,8 +209,11 @@ def images_per_second(job) -> float:
     return (len(seconds) - 1) * job.config.batch_size / (seconds[-1] - seconds[0])
 
 
-def one_job(engine: RQEngine, config, browser, app: App | None) -> float:
-    """Images/s of one job on the worker, watched on its Train page when app is given."""
+def one_job(engine: RQEngine, config, browser, app: App | None) -> tuple[float, float]:
+    """Images/s of one job on the worker, watched on its Train page when app is given, and the
+    cores the web process kept busy meanwhile."""
+    web = psutil.Process(app.proc.pid) if app is not None else None
+    cpu0, wall0 = (sum(web.cpu_times()[:2]) if web else 0.0), time.monotonic()
     job = engine.submit(JobRequest(config, owner="bench"))
     page = None
     if app is not None:
@@ -226,7 +229,8 @@ def one_job(engine: RQEngine, config, browser, app: App | None) -> float:
         page.context.close()
     if job.state != "finished":
         raise RuntimeError(job.snapshot().message)
-    return images_per_second(job)
+    cores = (sum(web.cpu_times()[:2]) - cpu0) / (time.monotonic() - wall0) if web else 0.0
+    return images_per_second(job), cores
 
 
 def page_ratio(server, data_dir, tmp, config, repeats, browser, pinned: bool) -> dict:
@@ -242,15 +246,19 @@ def page_ratio(server, data_dir, tmp, config, repeats, browser, pinned: bool) ->
         warm.goto(app.url + "/Train")  # the first visit loads MNIST and Keras in the web process
         warm.get_by_role("heading", name="Train a network").wait_for(timeout=90_000)
         warm.context.close()
-        alone, watched = [], []
+        alone, watched, web = [], [], []
         for i in range(repeats):
-            alone.append(one_job(engine, config, browser, None))
-            watched.append(one_job(engine, config, browser, app))
-            print(f"  round {i + 1}: no page {alone[-1]:.0f} img/s, page open {watched[-1]:.0f} img/s",
+            alone.append(one_job(engine, config, browser, None)[0])
+            ips, cores = one_job(engine, config, browser, app)
+            watched.append(ips)
+            web.append(cores)
+            print(f"  round {i + 1}: no page {alone[-1]:.0f} img/s, page open {ips:.0f} img/s "
+                  f"(web process busy {cores:.2f} cores; load average {os.getloadavg()[0]:.1f})",
                   flush=True)  # fmt: skip
         a, w = statistics.median(alone), statistics.median(watched)
         return {"pinned": pinned, "no_page_ips": round(a), "page_ips": round(w),
-                "ratio": round(w / a, 3)}  # fmt: skip
+                "ratio": round(w / a, 3), "web_cores": round(statistics.median(web), 2),
+                "rounds": [[round(x), round(y)] for x, y in zip(alone, watched, strict=True)]}  # fmt: skip
     finally:
         workers.close()
         engine.shutdown()
@@ -304,6 +312,31 @@ def web_memory(server, data_dir, tmp, config, browser) -> dict:
         app.close()
 
 
+def queue_figures(server, data_dir, tmp, short, args, result: dict) -> None:
+    """Part 1: short jobs drained by 1 and 2 workers, and what a class would wait."""
+    print(f"{args.jobs} short jobs (fast preset, 3,000 digits, 1 epoch):", flush=True)
+    drains = []
+    for n in (1, 2):
+        drains.append(drain(server, data_dir, n, args.jobs, short, tmp))
+        d = drains[-1]
+        print(f"  {n} worker(s): all done in {d['wall_s']} s; wait mean {d['mean_wait_s']} s, "
+              f"max {d['max_wait_s']} s; {d['mean_job_s']} s per job (fork, TensorFlow import, "
+              f"train, test, send home); horse peak {d['horse_peak_rss_mb']} MB, worker parent "
+              f"{d['worker_parent_rss_mb']} MB", flush=True)  # fmt: skip
+    result["drain"] = drains
+    size = args.class_size
+    classes = [class_wait(d["mean_job_s"], d["workers"], size) for d in drains]
+    # On paper: a 16-core machine runs 8 workers of 2 threads, each as fast as this machine's
+    # single 2-core worker (its measured job time).
+    classes.append(dict(class_wait(drains[0]["mean_job_s"], 8, size), on_paper="16 cores"))
+    for c in classes:
+        where = c.get("on_paper", "measured here")
+        print(f"  a class of {size}, {c['workers']} worker(s) ({where}): mean wait "
+              f"{c['mean_wait_s']} s, last starts after {c['last_wait_s']} s, "
+              f"all done after {c['last_result_s']} s", flush=True)  # fmt: skip
+    result["class"] = classes
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", required=True)
@@ -311,6 +344,7 @@ def main() -> None:
     parser.add_argument("--class-size", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-pages", action="store_true", help="only the queue figures")
+    parser.add_argument("--skip-queue", action="store_true", help="only the page figures")
     args = parser.parse_args()
     data_dir = str(Path(args.data_dir).resolve())
     tmp = Path(tempfile.mkdtemp(prefix="bench-workers-"))
@@ -319,27 +353,8 @@ def main() -> None:
     result: dict = {"cpus": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 1)}
     short = dataclasses.replace(preset("fast"), train_samples=3000, epochs=1)
     try:
-        print(f"{args.jobs} short jobs (fast preset, 3,000 digits, 1 epoch):", flush=True)
-        drains = []
-        for n in (1, 2):
-            drains.append(drain(server, data_dir, n, args.jobs, short, tmp))
-            d = drains[-1]
-            print(f"  {n} worker(s): all done in {d['wall_s']} s; wait mean {d['mean_wait_s']} s, "
-                  f"max {d['max_wait_s']} s; {d['mean_job_s']} s per job (fork, TensorFlow import, "
-                  f"train, test, send home); horse peak {d['horse_peak_rss_mb']} MB, worker parent "
-                  f"{d['worker_parent_rss_mb']} MB", flush=True)  # fmt: skip
-        result["drain"] = drains
-        size = args.class_size
-        classes = [class_wait(d["mean_job_s"], d["workers"], size) for d in drains]
-        # On paper: a 16-core machine runs 8 workers of 2 threads, each as fast as this machine's
-        # single 2-core worker (its measured job time).
-        classes.append(dict(class_wait(drains[0]["mean_job_s"], 8, size), on_paper="16 cores"))
-        for c in classes:
-            where = c.get("on_paper", "measured here")
-            print(f"  a class of {size}, {c['workers']} worker(s) ({where}): mean wait "
-                  f"{c['mean_wait_s']} s, last starts after {c['last_wait_s']} s, "
-                  f"all done after {c['last_result_s']} s", flush=True)  # fmt: skip
-        result["class"] = classes
+        if not args.skip_queue:
+            queue_figures(server, data_dir, tmp, short, args, result)
         if not args.skip_pages:
             from playwright.sync_api import sync_playwright
 
