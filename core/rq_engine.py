@@ -48,8 +48,9 @@ SOCKET_TIMEOUT = 2.0
 """Seconds: a Redis that is down or slow costs a page at most this, never a hang."""
 POLL_SECONDS = 0.5
 IDLE_POLL_SECONDS = 2.0
-ALIVE_TTL = 10
-"""The work horse refreshes its heartbeat key a few times a second; it expires this long after."""
+ALIVE_TTL = 15
+"""Seconds a job's heartbeat key lives: the work horse refreshes it a few times a second, the
+worker's parent every few seconds (core.worker.MONITOR_SECONDS)."""
 DEAD_GRACE = 5.0
 """Seconds a missing heartbeat must stay missing (as seen by this app) before the job is failed."""
 RECORD_TTL = 7 * 24 * 3600

@@ -6,7 +6,8 @@ TrainingJob on the calling thread, and meanwhile a reporter thread sends the pro
 few times a second, refreshes the job's heartbeat key and watches the stop flag. At the end the
 horse packs the saved run (RunStore.pack) into Redis; the app unpacks it into its own run store.
 A horse never outlives its worker (PR_SET_PDEATHSIG on Linux, a parent check elsewhere), so a
-worker killed with kill -9 takes its job down with it, and the app fails it from the heartbeat.
+worker killed with kill -9 takes its job down with it, and the app fails it once the job's
+heartbeat key (refreshed by the horse and by the worker's parent) expires.
 """
 
 from __future__ import annotations
@@ -256,12 +257,26 @@ def _failed_snapshot(message: str) -> dict:
 class DigitWorker(Worker):
     """RQ's forking worker that rides out a Redis outage instead of quitting mid-job."""
 
+    def execute_job(self, job, queue):
+        """Fork the work horse for job, with the job's heartbeat key already set."""
+        self._job_alive(job)
+        super().execute_job(job, queue)
+
     def maintain_heartbeats(self, job, execution):
-        """RQ's heartbeat while a job runs; a Redis outage skips one instead of ending the worker."""
+        """RQ's heartbeat while a job runs, plus the job's own heartbeat key that the app watches
+        (the horse refreshes it too, but a horse busy importing TensorFlow can hold the GIL for
+        seconds); a Redis outage skips one instead of ending the worker."""
         try:
             super().maintain_heartbeats(job, execution)
         except redis.RedisError as exc:
             self.log.warning("Worker %s: heartbeat not sent (%s); the job goes on", self.name, exc)
+        self._job_alive(job)
+
+    def _job_alive(self, job) -> None:
+        try:
+            self.connection.set(keys(job.id).alive, self.name, ex=ALIVE_TTL)
+        except redis.RedisError as exc:
+            self.log.warning("Worker %s: job heartbeat not sent (%s)", self.name, exc)
 
     def heartbeat(self, timeout=None, pipeline=None):
         """RQ's worker heartbeat, skipped (not fatal) while Redis is unreachable."""
