@@ -16,6 +16,7 @@ import traceback
 import uuid
 from array import array
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -94,6 +95,29 @@ class ProgressSnapshot:
         total = self.epochs * self.steps_per_epoch
         done = (self.epoch - 1) * self.steps_per_epoch + self.batch if self.epoch else 0
         return 0.0 if total == 0 else min(1.0, max(0.0, done / total))
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able dict, so a snapshot can travel (from an RQ worker through Redis)."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["state"] = self.state.value
+        d["batch_history"] = {k: list(v) for k, v in self.batch_history.items()}
+        d["epoch_history"] = {k: list(v) for k, v in self.epoch_history.items()}
+        d["test_metrics"] = dict(self.test_metrics)
+        d["probe_predictions"] = [
+            np.asarray(p, dtype=np.float32).tolist() for p in self.probe_predictions
+        ]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ProgressSnapshot:
+        """Inverse of to_dict; unknown keys are ignored (a newer worker may send more)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in d.items() if k in known}
+        values["state"] = JobState(values["state"])
+        values["probe_predictions"] = [
+            np.asarray(p, dtype=np.float32) for p in values.get("probe_predictions", [])
+        ]
+        return cls(**values)
 
 
 class Progress:
@@ -375,12 +399,15 @@ class TrainingJob:
         save_stopped: bool = True,
         resume: str | None = None,
         start_from=None,
+        checkpoint_saved: Callable[[str], None] | None = None,
+        job_id: str | None = None,
     ):
         """resume: the id of a checkpoint to carry on from (config is the checkpoint's);
         start_from: a RunInfo whose model trains config.epochs epochs more."""
         config.validate(len(data.x_train))
-        self.id = resume or f"job-{uuid.uuid4().hex[:10]}"
+        self.id = resume or job_id or f"job-{uuid.uuid4().hex[:10]}"
         self.resume, self.start_from = resume, start_from
+        self.checkpoint_saved = checkpoint_saved
         self.checkpoints = CheckpointStore(store.root) if store is not None else None
         before = self._earlier(resume, start_from)
         self.initial_epoch = len(before[1].get("epoch", []))
@@ -492,6 +519,22 @@ class TrainingJob:
         with self._lock:
             self._state, self._message = state, message
 
+    def run(self) -> None:
+        """Train, evaluate and save now, on the calling thread; never raises (a failure becomes
+        the job's state). An RQ work horse calls it; the in-process engine's threads call _run."""
+        try:
+            self._guarded_train()
+        finally:
+            self._done.set()
+
+    def _guarded_train(self) -> None:
+        try:
+            self._train()
+        except Exception as exc:  # noqa: BLE001 - every failure becomes the job's state
+            self._traceback = traceback.format_exc()
+            log.exception("Training job %s failed", self.id)
+            self._set(JobState.FAILED, _describe(exc))
+
     def _run(self) -> None:
         """The worker thread: wait for a slot, train, evaluate, save; never raises."""
         registry = self._registry
@@ -500,7 +543,7 @@ class TrainingJob:
                 self._set(JobState.STOPPED, "Stopped before it started; nothing was trained.")
                 return
             try:
-                self._train()
+                self._guarded_train()
             finally:
                 registry.release(self)
         except Exception as exc:  # noqa: BLE001 - every failure becomes the job's state
@@ -666,6 +709,9 @@ class TrainingJob:
             self.checkpoints.save(self.id, self.model, batch, epoch, state, self.extra_examples)
         except RunError as exc:
             log.warning("Job %s: %s", self.id, exc)
+            return
+        if self.checkpoint_saved is not None:
+            self.checkpoint_saved(self.id)
 
 
 def early_stopping_record(callbacks: list) -> dict | None:
