@@ -57,13 +57,37 @@ METRIC_TITLES = {
 }
 
 
+_DARK_TEMPLATE: dict | None = None
+
+
+def _dark_template() -> dict:
+    """plotly_dark as a plain dict, built once: validating it takes 15-25 ms a figure."""
+    global _DARK_TEMPLATE
+    if _DARK_TEMPLATE is None:
+        _DARK_TEMPLATE = go.Layout(template="plotly_dark").to_plotly_json()["template"]
+    return _DARK_TEMPLATE
+
+
+def _merge(base: dict, extra: Mapping[str, Any]) -> dict:
+    """base updated by extra, nested dicts merged the way Figure.update_layout merges them."""
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
 def _layout(fig: go.Figure, height: int = 360, title: str = "", **kwargs: Any) -> go.Figure:
     """Apply the shared dark, transparent, compact style; keyword arguments override it.
 
     A title sits at the top left with the legend on its own line below it, above the plot.
+    The figure is rebuilt around its (already validated) traces and layout without validating
+    the shared style again: the live Train charts are rebuilt every second while a job trains,
+    and validation was most of their cost (about 50 ms a chart, now about 15).
     """
-    fig.update_layout(
-        template="plotly_dark",
+    style: dict[str, Any] = dict(
         paper_bgcolor="rgba(0,0,0,0)",
         plot_bgcolor="rgba(0,0,0,0)",
         font=dict(size=13),
@@ -73,21 +97,21 @@ def _layout(fig: go.Figure, height: int = 360, title: str = "", **kwargs: Any) -
         legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0),
     )
     if title:
-        fig.update_layout(
-            title=dict(
-                text=title,
-                x=0,
-                xanchor="left",
-                xref="paper",
-                y=1,
-                yref="container",
-                yanchor="top",
-                pad=dict(t=6),
-                font=dict(size=14),
-            )
+        style["title"] = dict(
+            text=title,
+            x=0,
+            xanchor="left",
+            xref="paper",
+            y=1,
+            yref="container",
+            yanchor="top",
+            pad=dict(t=6),
+            font=dict(size=14),
         )
-    fig.update_layout(**kwargs)
-    return fig
+    layout = _merge(_merge(fig.layout.to_plotly_json(), style), kwargs)
+    layout["template"] = _dark_template()
+    data = [trace.to_plotly_json() for trace in fig.data]
+    return go.Figure(data=data, layout=layout, _validate=False)
 
 
 def _empty(message: str, height: int = 360) -> go.Figure:
