@@ -74,6 +74,21 @@ def fingerprint(x28: np.ndarray) -> str:
     return hashlib.blake2b(np.ascontiguousarray(x28).tobytes(), digest_size=8).hexdigest()
 
 
+def input_code(x28: np.ndarray) -> str:
+    """The 28x28 input as 1,568 hex digits (each pixel rounded to 0-255), row by row."""
+    return (
+        (np.clip(np.asarray(x28, np.float32), 0.0, 1.0) * 255.0 + 0.5)
+        .astype(np.uint8)
+        .tobytes()
+        .hex()
+    )
+
+
+def decode_input(code: str) -> np.ndarray:
+    """The (28, 28) float32 input that input_code wrote (to within 1/510 per pixel)."""
+    return np.frombuffer(bytes.fromhex(code), np.uint8).reshape(28, 28).astype(np.float32) / 255.0
+
+
 def naive_reading(image: np.ndarray, predictor: explain.Predictor) -> tuple[np.ndarray, np.ndarray]:
     """(the whole canvas squashed to 28x28, its probabilities): the answer without MNIST's steps."""
     naive = drawing.naive_resize(image)

@@ -135,7 +135,7 @@ def answer_panel(
     if reading is None:
         waiting(big, info, source, image)
     else:
-        answer(big, info, reading.verdict, calibration)
+        answer(big, info, reading.verdict, calibration, draw_session.input_code(reading.x28))
     probs = reading.probs if reading is not None else np.zeros(10)
     st.plotly_chart(charts.probability_bars(probs), key="draw_probs")
 
@@ -159,12 +159,18 @@ def waiting(big, info, source: str, image: np.ndarray | None) -> None:
         st.metric("Confidence", "–")
 
 
-def answer(big, info, verdict: explain.Verdict, calibration: explain.Calibration | None) -> None:
-    """The big answer (faded when unsure), its confidence, the top three and the verdict."""
+def answer(
+    big, info, verdict: explain.Verdict, calibration: explain.Calibration | None, code: str = ""
+) -> None:
+    """The big answer (faded when unsure), its confidence, the top three and the verdict.
+
+    The answer carries the 28x28 input it was computed from (`code`, see
+    draw_session.input_code), so a browser test can compare it with the offline path.
+    """
     big.markdown(
         BIG.format(
             label="best guess, not sure" if verdict.unsure else "the answer",
-            attrs="data-testid='draw-answer'",
+            attrs=f"data-testid='draw-answer' data-input='{code}'",
             opacity=0.45 if verdict.unsure else 1,
             text=verdict.predicted,
         ),
