@@ -31,6 +31,35 @@ VIEW_HELP = (
 )
 
 
+CANVAS_FIX = """<script>
+(() => {
+  // streamlit-drawable-canvas keeps an invisible toolbar over the top right strip of the canvas
+  // (140 x 30 px) until the pointer has hovered there for 0.1 s: a stroke that starts there, as
+  // a finger's always does, draws nothing. The page has its own Clear, so the toolbar goes. The
+  // canvas lives in a shadow root, out of reach of the page's CSS: the style goes inside it.
+  if (window.__digitlabCanvasFix) return;
+  window.__digitlabCanvasFix = true;
+  const css = ".dc-toolbar { display: none !important; }";
+  const fix = () => {
+    const hosts = document.querySelectorAll(
+      "[class*='st-key-draw_canvas_'] [data-testid='stBidiComponentIsolated']");
+    for (const host of hosts) {
+      const root = host.shadowRoot;
+      if (!root || root.querySelector("style[data-digitlab]")) continue;
+      const style = document.createElement("style");
+      style.dataset.digitlab = "toolbar";
+      style.textContent = css;
+      root.appendChild(style);
+      new MutationObserver(fix).observe(root, { childList: true });
+    }
+  };
+  new MutationObserver(fix).observe(document.body, { childList: true, subtree: true });
+  fix();
+})();
+</script>"""
+"""Hides the canvas's toolbar, which otherwise swallows strokes that start under it."""
+
+
 def new_input() -> None:
     """A new drawing or upload: explain its own answer, and forget the label picked before."""
     st.session_state["draw_target"] = None
@@ -70,6 +99,14 @@ def no_model() -> None:
     )
 
 
+def input_and_answer():
+    """Two containers side by side: the input, as wide as the canvas, and the answer beside it,
+    or below it when the two do not fit (a phone, or a narrow window with the sidebar open), so
+    the canvas is never clipped."""
+    row = st.container(horizontal=True, gap="large")
+    return row.container(width=CANVAS), row.container(width="stretch")
+
+
 def source_picker() -> str:
     """Draw or Upload; a change starts a new input."""
     return st.segmented_control(
@@ -101,9 +138,12 @@ def canvas_input() -> np.ndarray | None:
         key=f"draw_canvas_{st.session_state.draw_canvas_id}",
         on_change=new_input,
     )
-    brush, clear = st.columns([0.7, 0.3], vertical_alignment="bottom")
-    brush.slider("Brush width", 6, 40, 18, key="draw_brush")
-    clear.button("Clear", icon=":material/delete:", key="draw_clear", on_click=clear_canvas)
+    st.html(CANVAS_FIX, unsafe_allow_javascript=True)
+    row = st.container(horizontal=True, vertical_alignment="bottom")
+    row.slider("Brush width", 6, 40, 18, key="draw_brush")
+    row.button(
+        "Clear", icon=":material/delete:", key="draw_clear", on_click=clear_canvas, width="content"
+    )
     return result.image_data if result is not None else None
 
 
