@@ -18,6 +18,8 @@ from ui import resources, visitor
 CANVAS = 280
 """Side of the drawing square in pixels."""
 VIEWS = [*draw_session.METHODS, "Activations"]
+FILTERS_PER_PAGE = 16
+"""Filters shown at once per convolution layer; a pager reaches the others."""
 BIG = (
     "<div style='text-align:center;opacity:0.7'>{label}</div><div {attrs} style='font-size:7rem;"
     "font-weight:700;line-height:1;text-align:center;opacity:{opacity}'>{text}</div>"
@@ -26,8 +28,8 @@ BIG = (
 HTML = {"unsafe_allow_html": True}
 VIEW_HELP = (
     "Grad-CAM: where the last convolution layer found evidence. Saliency: the pixels the "
-    "score is most sensitive to. Occlusion: what covering each patch does to the probability. "
-    "Activations: what every convolution layer's filters respond to."
+    "score is most sensitive to. Occlusion: what covering each patch does to the probability, in "
+    "percentage points. Activations: every filter, the dense layer and the softmax."
 )
 
 
@@ -289,27 +291,59 @@ def explanation_pickers(reading: Reading | None) -> tuple[str, int | None]:
 
 
 def activations(model, reading: Reading) -> None:
-    """What every convolution layer's filters respond to in the drawing."""
-    st.caption("What each convolution layer's filters respond to in your digit (first 16 filters).")
-    for layer in explain.activations(model, reading.x28):
+    """The drawing's way through the network: every filter of every convolution layer (a page
+    of FILTERS_PER_PAGE at a time), the dense layer's units, then the scores and their softmax."""
+    trace = explain.trace(model, reading.x28)
+    st.caption(
+        "Your digit's way through the network, as in CNN Explainer: each convolution filter "
+        "lights up where it finds its pattern (brighter is stronger, on one scale per layer); "
+        "the dense layer's units weigh all of those maps; the output layer scores each digit, "
+        "and the softmax turns the scores into the probabilities above."
+    )
+    for layer in trace.convs:
         h, w, n = layer.array.shape
+        pages = [f"{i + 1}–{min(i + FILTERS_PER_PAGE, n)}" for i in range(0, n, FILTERS_PER_PAGE)]
+        shown = st.segmented_control(
+            f"{layer.name}: {n} filters of {h}×{w}; show filters",
+            pages,
+            default=pages[0],
+            required=True,
+            key=f"draw_filters_{layer.name}",
+        )
+        start = pages.index(shown) * FILTERS_PER_PAGE if shown in pages else 0
         st.plotly_chart(
-            charts.activation_grid(layer.array, title=f"{layer.name}: {h}×{w}, {n} filters"),
+            charts.filter_grid(layer.array, start, FILTERS_PER_PAGE),
             key=f"draw_act_{layer.name}",
         )
+    for layer in trace.dense:
+        st.plotly_chart(
+            charts.dense_units(
+                layer.array, f"{layer.name}: {layer.array.size} units (the ten strongest in blue)"
+            ),
+            key=f"draw_dense_{layer.name}",
+        )
+    st.plotly_chart(charts.logits_and_softmax(trace.logits, trace.probs), key="draw_softmax")
 
 
 def explanation_map(model, reading: Reading, view: str, target: int) -> None:
-    """The `view` map for `target` over the input, with what it shows and the probabilities."""
+    """The `view` map for `target` over the input, on the answer's scale, with what it shows."""
     method = draw_session.METHODS[view]
-    heat = draw_session.explanation(model, reading.x28, view, target)
+    predicted = reading.verdict.predicted
+    heat = draw_session.explanation(model, reading.x28, view, target, predicted)
     c1, c2 = st.columns([0.45, 0.55])
     c1.plotly_chart(
-        charts.overlay_figure(reading.x28, heat, f"{view} for {target}", method.signed),
+        charts.scaled_overlay(
+            reading.x28, heat.values, f"{view} for {target}", heat.signed, heat.limit, heat.unit
+        ),
         key="draw_heat",
     )
     c2.markdown(f"**{view}** shows {method.meaning}.")
-    c2.markdown(draw_session.target_text(target, reading.verdict.predicted, reading.probs))
+    c2.markdown(draw_session.target_text(target, predicted, reading.probs))
+    if not method.signed and target != predicted:
+        c2.caption(
+            f"On the same scale as the map of the answer ({predicted}): a digit the model gives "
+            "little chance stays dark."
+        )
 
 
 def teach_back(reading: Reading | None) -> None:
