@@ -172,6 +172,11 @@ def replay_one(page, clears: int, replay: Replay, expected: np.ndarray, touch, w
     except PlaywrightTimeout:
         pass
     wait_idle(page)
+    error = page.locator('[data-testid="stException"]')
+    if error.count():
+        raise RuntimeError(
+            f"{replay.name}: the page shows an exception: {error.first.inner_text()}"
+        )
     answer = page.get_by_test_id("draw-answer")
     page_input = page_answer = None
     if answer.count():
