@@ -169,7 +169,7 @@ METHODS: dict[str, Method] = {
         Method(
             "Occlusion",
             True,
-            "how many percentage points the digit's probability drops when a 4×4 patch around "
+            "how many percentage points (pp) the digit's probability drops when a 4×4 patch around "
             "each pixel is blanked: red, the patch speaks for the digit; blue, against it",
         ),
     )
@@ -200,7 +200,7 @@ def explanation(model, x28: np.ndarray, method: str, target: int, answer: int) -
         maps = explain.occlusion_maps(model, x28) * 100.0  # probability drops in points
         values = maps[target]
         limit = max(float(np.abs(maps[[target, answer]]).max()), OCCLUSION_MIN_SCALE)
-        return Heat(values, True, limit, "probability drop (percentage points)")
+        return Heat(values, True, limit, "probability drop (pp)")
     compute = explain.grad_cam if method == "Grad-CAM" else explain.saliency
     values = compute(model, x28, target, relative_to=answer)
     # 1 is the answer's brightest pixel; another class can only outshine it when it is close.

@@ -151,7 +151,7 @@ def test_why_not_another_digit_and_every_view(app_env, canvas, mnist):
         assert f"{view} for 1" in json.dumps(plotly(at, "draw_heat")["layout"]["title"])
     # Occlusion in percentage points, on a signed scale that says so.
     heat = plotly(at, "draw_heat")["data"][1]
-    assert heat["colorbar"]["title"]["text"] == "probability drop (percentage points)"
+    assert heat["colorbar"]["title"]["text"] == "probability drop (pp)"
     assert heat["zmin"] == -heat["zmax"] and heat["zmax"] >= 1.0
     at.segmented_control(key="draw_view").set_value("Saliency").run()
     saliency = plotly(at, "draw_heat")["data"][1]

@@ -134,14 +134,14 @@ def test_the_page_shows_occlusion_in_points_on_one_signed_scale(linear):
     other = int(np.argsort(probs)[0])
     heat = draw_session.explanation(model, x, "Occlusion", other, answer)
     points = explain.occlusion_maps(model, x) * 100
-    assert heat.signed and heat.unit == "probability drop (percentage points)"
+    assert heat.signed and heat.unit == "probability drop (pp)"
     assert heat.values == pytest.approx(points[other], abs=1e-4)
     expected_limit = max(np.abs(points[[other, answer]]).max(), draw_session.OCCLUSION_MIN_SCALE)
     assert heat.limit == pytest.approx(expected_limit)
     figure = charts.scaled_overlay(x, heat.values, "t", heat.signed, heat.limit, heat.unit)
     layer = figure.data[1]
     assert (layer.zmin, layer.zmax) == (-heat.limit, heat.limit)
-    assert layer.colorbar.title.text == "probability drop (percentage points)"
+    assert layer.colorbar.title.text == "probability drop (pp)"
 
 
 @pytest.fixture(scope="module")
