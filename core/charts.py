@@ -922,3 +922,124 @@ def per_class_comparison(acc_a: ArrayLike, acc_b: ArrayLike, name_a: str, name_b
         title="accuracy on that digit (%)", range=[max(0.0, low - 2), 100.5], ticksuffix="%"
     )
     return _layout(fig, 320, barmode="group")
+
+
+# ----- the Draw page's explanations ------------------------------------------------------------
+
+
+def scaled_overlay(
+    img28: ArrayLike,
+    heat28: ArrayLike,
+    title: str,
+    signed: bool,
+    limit: float,
+    unit: str,
+) -> go.Figure:
+    """A digit under a heat map on a given colour scale ([0, limit], or [-limit, limit] when
+    signed), with a colour bar that says what it measures: maps of two classes on one scale."""
+    img = np.asarray(img28, dtype=float)
+    heat = np.asarray(heat28, dtype=float)
+    limit = float(limit) if limit > 0 else 1.0
+    fig = image_figure(img, title, zmin=0, zmax=255.0 if img.max(initial=0) > 1 else 1.0)
+    fig.add_heatmap(
+        z=heat,
+        colorscale=SIGNED_SCALE if signed else HEAT_SCALE,
+        zmin=-limit if signed else 0,
+        zmax=limit,
+        showscale=True,
+        colorbar=dict(thickness=10, title=dict(text=unit, side="right")),
+        hovertemplate="row %{y}, column %{x}: %{z:.2f}<extra></extra>",
+    )
+    return fig
+
+
+def filter_grid(array: ArrayLike, start: int = 0, count: int = 16, title: str = "") -> go.Figure:
+    """Filters start to start + count of a conv layer's output (h, w, channels), each named by
+    its number and drawn on the layer's own scale, so a quiet filter looks quiet."""
+    array = np.asarray(array, dtype=float)
+    stop = min(start + count, array.shape[-1])
+    shown = list(range(start, stop))
+    cols = min(8, len(shown)) or 1
+    rows = max(1, math.ceil(len(shown) / cols))
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        horizontal_spacing=0.01,
+        vertical_spacing=0.06,
+        subplot_titles=[f"filter {c + 1}" for c in shown],
+    )
+    top = float(array.max(initial=0.0)) or 1.0
+    for k, c in enumerate(shown):
+        fig.add_trace(
+            go.Heatmap(
+                z=array[..., c],
+                colorscale="Viridis",
+                zmin=0,
+                zmax=top,
+                showscale=False,
+                hovertemplate=f"filter {c + 1}, row %{{y}}, column %{{x}}: %{{z:.2f}}<extra></extra>",
+            ),
+            row=k // cols + 1,
+            col=k % cols + 1,
+        )
+    fig.update_annotations(font_size=10)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, autorange="reversed")
+    head = 50 if title else 20
+    return _layout(fig, 100 * rows + head, title=title, margin=dict(l=5, r=5, t=head, b=5))
+
+
+def dense_units(values: ArrayLike, title: str = "") -> go.Figure:
+    """A dense layer's units for one input as bars, the ten strongest labelled."""
+    values = np.asarray(values, dtype=float).ravel()
+    strongest = set(np.argsort(-values)[:10].tolist())
+    fig = go.Figure(
+        go.Bar(
+            x=list(range(1, len(values) + 1)),
+            y=values,
+            marker_color=[HIGHLIGHT if i in strongest else MUTED for i in range(len(values))],
+            hovertemplate="unit %{x}: %{y:.2f}<extra></extra>",
+        )
+    )
+    fig.update_xaxes(title="unit")
+    fig.update_yaxes(title="activation")
+    return _layout(fig, 260, title=title, showlegend=False)
+
+
+def logits_and_softmax(logits: ArrayLike, probs: ArrayLike) -> go.Figure:
+    """The output layer's ten scores (logits) beside their softmax, the probabilities."""
+    logits = np.asarray(logits, dtype=float).ravel()
+    probs = np.asarray(probs, dtype=float).ravel()
+    best = int(np.argmax(probs))
+    colors = [HIGHLIGHT if i == best else MUTED for i in range(len(probs))]
+    digits = [str(i) for i in range(len(probs))]
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        subplot_titles=["score (logit) of each digit", "softmax: exp(score) / sum of exp(scores)"],
+        horizontal_spacing=0.12,
+    )
+    fig.add_bar(
+        x=digits,
+        y=logits,
+        marker_color=colors,
+        hovertemplate="digit %{x}: score %{y:.2f}<extra></extra>",
+        row=1,
+        col=1,
+    )
+    fig.add_bar(
+        x=digits,
+        y=probs * 100,
+        marker_color=colors,
+        text=[f"{p:.0%}" if p >= 0.005 else "" for p in probs],
+        textposition="outside",
+        cliponaxis=False,
+        hovertemplate="digit %{x}: %{y:.2f}%<extra></extra>",
+        row=1,
+        col=2,
+    )
+    fig.update_xaxes(title="digit", type="category")
+    fig.update_yaxes(title="score", row=1, col=1)
+    fig.update_yaxes(title="probability (%)", range=[0, 109], ticksuffix="%", row=1, col=2)
+    fig.update_annotations(font_size=12)
+    return _layout(fig, 300, showlegend=False, margin=dict(l=10, r=10, t=40, b=20))
