@@ -206,6 +206,21 @@ class ModelConfig:
         0.1, "Shift", "Largest random move, as a share of the width and height.", "slider",
         "augmentation", lo=0.0, hi=0.3, step=0.01, needs="augment",
     )  # fmt: skip
+    # What the network is shown (core.non_digits): inputs as the Draw page prepares them, and
+    # made-up non-digits it should answer with equal probabilities.
+    prepare_digits: bool = knob(
+        False, "Prepare digits like drawings",
+        "Pass every training digit through the Draw page's preparation (one stroke width, "
+        "20-pixel box, centre of mass), so training digits look like prepared drawings.",
+        "toggle", "augmentation", column="prepared",
+    )  # fmt: skip
+    not_digits: float = knob(
+        0.0, "Made-up non-digits",
+        "Extra training examples that are no digit (two digits side by side, overlaid, turned, "
+        "halved), as a share of the training digits; the network learns to answer them with "
+        "equal probabilities, so a letter or a scribble gets a low confidence.",
+        "slider", "augmentation", lo=0.0, hi=1.0, step=0.05, column="not_digits",
+    )  # fmt: skip
     # Callbacks
     early_stopping: bool = knob(
         False, "Early stopping",
@@ -237,11 +252,15 @@ class ModelConfig:
         return min(self.train_samples or available, available)
 
     def split_sizes(self, available: int = TRAIN_SIZE, extra: int = 0) -> tuple[int, int]:
-        """(training, validation) digits: the samples plus `extra` labelled drawings, less the
-        validation hold-out (the drawings always train)."""
+        """(training, validation) examples: the samples plus `extra` labelled drawings, less the
+        validation hold-out (the drawings always train), plus the made-up non-digits."""
         n = self.samples(available)
         n_val = int(round(n * self.validation_split))
-        return n - n_val + extra, n_val
+        return n - n_val + extra + self.not_digit_count(n - n_val), n_val
+
+    def not_digit_count(self, digits: int) -> int:
+        """How many made-up non-digits join `digits` training digits."""
+        return int(round(digits * self.not_digits))
 
     def steps_per_epoch(self, available: int = TRAIN_SIZE, extra: int = 0) -> int:
         """Batches per epoch for the training part of the chosen samples."""

@@ -22,8 +22,9 @@ import keras
 import numpy as np
 
 from core.checkpoints import CheckpointStore
-from core.data import MnistData, make_dataset, preprocess_images, validation_split
+from core.data import NOT_A_DIGIT, MnistData, make_dataset, preprocess_images, validation_split
 from core.models import ModelConfig, build_model, make_callbacks, make_optimizer
+from core.non_digits import make_non_digits, prepared_digits
 from core.runs import RunError
 
 log = logging.getLogger(__name__)
@@ -477,7 +478,16 @@ class TrainingJob:
         cfg = self.config
         x = self.data.x_train[: cfg.samples(len(self.data.x_train))]
         y = self.data.y_train[: len(x)]
+        if cfg.prepare_digits:
+            # The digits as the Draw page would prepare them (computed once per process).
+            x = prepared_digits(x)
         x_tr, y_tr, x_val, y_val = validation_split(x, y, cfg.validation_split)
+        count = cfg.not_digit_count(len(x_tr))
+        if count:
+            # Made-up non-digits from the training digits alone (the hold-out stays unseen).
+            negatives = make_non_digits(x_tr, y_tr, count, cfg.seed, prepare=cfg.prepare_digits)
+            x_tr = np.concatenate([x_tr, negatives])
+            y_tr = np.concatenate([y_tr, np.full(count, NOT_A_DIGIT, np.uint8)])
         if self.extra_examples is not None and len(self.extra_examples[0]):
             # The visitor's labelled drawings always train; the hold-out stays MNIST's.
             x_tr = np.concatenate([x_tr, self.extra_examples[0].astype(np.uint8)])
