@@ -215,15 +215,19 @@ def cached_sets(optdigits: Path, samples: int | None, cache: Path | None) -> Pre
     """build_sets, read from cache when it was built by the same code, else built (and saved)."""
     key = sets_key(samples)
     if cache is not None and cache.is_file():
-        with np.load(cache) as z:
-            if str(z["key"]) == key:
-                return Prepared(
-                    z["x28"], z["found"], z["labels"], z["groups"].tolist(), list(z["images"])
-                )
+        try:
+            with np.load(cache) as z:
+                if str(z["key"]) == key:
+                    images = [z[f"image_{i}"] for i in range(int(z["count"]))]
+                    groups = z["groups"].tolist()
+                    return Prepared(z["x28"], z["found"], z["labels"], groups, images)
+        except (OSError, ValueError, KeyError, EOFError):
+            pass  # unreadable: built again
     prep = build_sets(optdigits, samples)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        with open(cache, "wb") as f:
+        partial = cache.with_name(cache.name + ".partial")
+        with open(partial, "wb") as f:
             np.savez_compressed(
                 f,
                 key=key,
@@ -231,8 +235,11 @@ def cached_sets(optdigits: Path, samples: int | None, cache: Path | None) -> Pre
                 found=prep.found,
                 labels=prep.labels,
                 groups=np.asarray(prep.groups),
-                images=np.stack(prep.images),
+                count=len(prep.images),
+                # Canvases and uploads differ in size: one array each.
+                **{f"image_{i}": image for i, image in enumerate(prep.images)},
             )
+        partial.replace(cache)
     return prep
 
 

@@ -1,7 +1,7 @@
 """Command line: train a preset with the app's own engine, evaluate a saved run.
 
     python -m core train --preset tutorial|fast|robust|draw [--epochs N] [--not-digits SHARE]
-        [--prepare-digits] [--no-optimizer] [--name NAME] [--data-dir DIR] [--runs-dir DIR]
+        [--prepared-share SHARE] [--no-optimizer] [--name NAME] [--data-dir DIR] [--runs-dir DIR]
     python -m core evaluate RUN [--data-dir DIR] [--runs-dir DIR]
     python -m core runs [--runs-dir DIR]
     python -m core predict PATH... [--run NAME] [--runs-dir DIR] [--data-dir DIR]
@@ -61,7 +61,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             "batch_size",
             "train_samples",
             "not_digits",
-            "prepare_digits",
+            "prepared_share",
         ):
             value = getattr(args, name)
             if value is not None:
@@ -118,12 +118,19 @@ def _drop_optimizer(store, job) -> int:
     a run trained further gets a fresh optimizer anyway); returns its new size in bytes."""
     import tempfile
 
+    import keras
+
     from core.runs import atomic_write_bytes
 
     path = store.get(job.run_name).model_path
+    # Keras 3 saves a .keras file with the optimizer state of a compiled model (it ignores
+    # include_optimizer): an uncompiled copy holds none (clone_model would compile it), and a
+    # run trained further is compiled afresh (core.training).
+    plain_model = keras.Model.from_config(job.model.get_config())
+    plain_model.set_weights(job.model.get_weights())
     with tempfile.TemporaryDirectory() as tmp:
         plain = Path(tmp) / path.name
-        job.model.save(plain, include_optimizer=False)
+        plain_model.save(plain)
         atomic_write_bytes(path, plain.read_bytes())
     return path.stat().st_size
 
@@ -346,10 +353,10 @@ def main(argv: list[str] | None = None) -> int:
         help="made-up non-digits to train on, as a share of the training digits",
     )
     train.add_argument(
-        "--prepare-digits",
-        dest="prepare_digits",
-        action=argparse.BooleanOptionalAction,
-        help="train on digits prepared as the Draw page prepares a drawing",
+        "--prepared-share",
+        dest="prepared_share",
+        type=float,
+        help="share of training digits shown as the Draw page prepares a drawing",
     )
     train.add_argument("--name", help="run name (default: preset and time)")
     train.add_argument("--no-save", action="store_true", help="do not save the run")

@@ -357,10 +357,14 @@ def make_dataset(
     batch_size: int,
     shuffle: bool = False,
     seed: int = 0,
+    prepared: np.ndarray | None = None,
+    prepared_share: float = 0.0,
 ):
     """A tf.data pipeline over uint8 arrays that scales each batch to [0, 1] as it is fed.
 
     Labels are digits 0-9, or NOT_A_DIGIT for a made-up non-digit (target 1/10 for each class).
+    With `prepared` (the same examples as the Draw page prepares them), each example is fed in
+    that form with probability `prepared_share`, drawn afresh every epoch (seeded).
     """
     import tensorflow as tf
 
@@ -368,15 +372,25 @@ def make_dataset(
     # digits, and the uint8 arrays are copied into TensorFlow once.
     images = tf.constant(x)
     labels = tf.constant(y)
+    other = tf.constant(prepared) if prepared is not None and prepared_share > 0 else None
     ds = tf.data.Dataset.range(len(x))
     if shuffle:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
+    # The batch's number seeds its choice of forms (the shuffle differs every epoch, so each
+    # example's form does too).
+    ds = tf.data.Dataset.zip(ds, tf.data.Dataset.counter())
 
-    def scale(index):
+    def scale(index, step):
         # Scale images to [0, 1] and one-hot the labels, one batch at a time; a non-digit's
         # target is a tenth for every class.
-        batch = tf.cast(tf.gather(images, index)[..., None], tf.float32) / 255.0
+        batch = tf.gather(images, index)
+        if other is not None:
+            pair = tf.stack([tf.constant(seed, tf.int64), step])
+            draw = tf.random.stateless_uniform(tf.shape(index), seed=pair)
+            pick = (draw < prepared_share)[:, None, None]
+            batch = tf.where(pick, tf.gather(other, index), batch)
+        batch = tf.cast(batch[..., None], tf.float32) / 255.0
         label = tf.cast(tf.gather(labels, index), tf.int32)
         target = tf.one_hot(label, NUM_CLASSES)
         target = tf.where((label == NOT_A_DIGIT)[:, None], 1.0 / NUM_CLASSES, target)

@@ -85,7 +85,7 @@ def test_a_job_trains_on_prepared_digits_and_non_digits(mnist, tmp_path):
         mnist.x_train[:512], mnist.y_train[:512], mnist.x_test[:500], mnist.y_test[:500],
         "local", "first digits",
     )  # fmt: skip
-    config = dataclasses.replace(TINY_CONFIG, not_digits=0.5, prepare_digits=True)
+    config = dataclasses.replace(TINY_CONFIG, not_digits=0.5, prepared_share=1.0)
     job = TrainingJob(config, small, store=RunStore(tmp_path))
     # What the job will train on: the 512 digits, prepared, and 256 made-up non-digits.
     batches = list(job._datasets()[0])
@@ -120,3 +120,33 @@ def test_the_offline_samples_hold_out_mixes_every_digit(monkeypatch, mnist):
     assert counts.min() >= 0.5 * len(y_val) / 10, counts
     # The first training digits (a train_samples subset) mix every digit too.
     assert len(set(sample.y_train[:100].tolist())) == 10
+
+
+def test_a_share_of_examples_is_fed_prepared_and_drawn_afresh_each_epoch():
+    # Example i carries i in its first pixel; its prepared form also has a mark at (1, 1).
+    x = np.zeros((250, 28, 28), np.uint8)
+    x[:, 0, 0] = np.arange(250)
+    prepared = x.copy()
+    prepared[:, 1, 1] = 255
+    y = np.arange(250, dtype=np.uint8) % 10
+
+    def forms(ds):
+        """Per epoch: for each example, whether it came prepared."""
+        out = []
+        for _ in range(2):
+            images = np.concatenate([i.numpy()[..., 0] for i, _ in ds])
+            ids = np.round(images[:, 0, 0] * 255).astype(int)
+            assert sorted(ids.tolist()) == list(range(250))  # every example once
+            came = np.zeros(250, bool)
+            came[ids] = images[:, 1, 1] > 0
+            out.append(came)
+        return out
+
+    def pipeline(share):
+        return make_dataset(x, y, 50, shuffle=True, seed=5, prepared=prepared, prepared_share=share)
+
+    first, second = forms(pipeline(0.3))
+    assert 0.2 < first.mean() < 0.4 and 0.2 < second.mean() < 0.4
+    assert not np.array_equal(first, second)  # drawn afresh every epoch
+    assert np.array_equal(forms(pipeline(0.3))[0], first)  # and the same for the same seed
+    assert not forms(pipeline(0.0))[0].any() and forms(pipeline(1.0))[1].all()
