@@ -496,16 +496,10 @@ class TrainingJob:
             parts.append((drawn, self.extra_examples[1].astype(np.uint8), drawn))
         x_tr = np.concatenate([p[0] for p in parts])
         y_tr = np.concatenate([p[1] for p in parts])
-        prepared = np.concatenate([p[2] for p in parts]) if share else None
-        train = make_dataset(
-            x_tr,
-            y_tr,
-            cfg.batch_size,
-            shuffle=True,
-            seed=cfg.seed,
-            prepared=prepared,
-            prepared_share=cfg.prepared_share,
-        )
+        forms = {}
+        if share:
+            forms = {"prepared": np.concatenate([p[2] for p in parts]), "prepared_share": share}
+        train = make_dataset(x_tr, y_tr, cfg.batch_size, shuffle=True, seed=cfg.seed, **forms)
         val = make_dataset(x_val, y_val, 1000) if len(x_val) else None
         return train, val
 
