@@ -5,8 +5,10 @@
 Draws a 7 on a 280x280 RGBA canvas (as streamlit-drawable-canvas returns it: opaque black
 background, white strokes), then times core.drawing.prepare and core.explain.Predictor
 (probabilities and learned features in one call), the work the Draw page does for every stroke,
-and, fewer times, each explanation the page can show. Without --run it uses a fresh (untrained)
-network of the tutorial preset; the timings do not depend on the weights.
+then draw_session.read (what the page does per stroke, without a calibration: the calibrated
+verdict is timed by bench_draw_page.py) and, fewer times, each explanation the page can show, as
+it shows it (another class's map on the answer's scale). Without --run it uses a fresh
+(untrained) network of the tutorial preset; the timings do not depend on the weights.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-from core import explain
+from core import draw_session, explain
 from core.drawing import prepare
 from core.models import build_model, preset
 from core.runs import RunStore
@@ -83,14 +85,18 @@ def main() -> None:
     print(f"  prepare (280x280 RGBA)        {figures(prep)}")
     print(f"  Predictor (probs + features)  {figures(pred)}")
     print(f"  prepare + Predictor           {figures(both)}   over {args.repeats} calls")
+    read = timed(lambda: draw_session.read(canvas, predictor, None), args.repeats)
+    print(f"  draw_session.read (uncalib.)  {figures(read)}   over {args.repeats} calls")
+    # What the page computes once a drawing is answered: the map asked for, on the answer's scale.
     maps = {
-        "grad_cam": explain.grad_cam,
-        "saliency": explain.saliency,
-        "occlusion": explain.occlusion,
-        "activations": lambda m, img, _: explain.activations(m, img),
+        f"{view} (answer's scale)": lambda view=view: draw_session.explanation(
+            model, x, view, (answer + 1) % 10, answer
+        )
+        for view in draw_session.METHODS
     }
+    maps["trace (Activations view)"] = lambda: explain.trace(model, x)
     for name, fn in maps.items():
-        times = timed(lambda fn=fn: fn(model, x, answer), repeats=20, warmup=2)
+        times = timed(fn, repeats=20, warmup=2)
         print(f"  {name:29s} {figures(times)}   over 20 calls")
 
 

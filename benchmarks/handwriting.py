@@ -286,6 +286,19 @@ def hand_strokes(
     slant: float = 0.25,
 ) -> np.ndarray:
     """Strokes in a unit box (x right, y down) drawn like a hand: jittered, slanted, at any size."""
+    return render_strokes(*hand_lines(strokes, rng, brush_kind, jitter, smooth, aspect, slant))
+
+
+def hand_lines(
+    strokes: list[Stroke],
+    rng: np.random.Generator,
+    brush_kind: str,
+    jitter: float = 0.03,
+    smooth: bool = True,
+    aspect: tuple[float, float] = (0.45, 0.8),
+    slant: float = 0.25,
+) -> tuple[list[Stroke], int]:
+    """(polylines in canvas pixels, brush width) of hand_strokes: the pen's path, to replay it."""
     brush = _brush(rng, brush_kind)
     height = _height(rng, brush)
     width = height * rng.uniform(*aspect)
@@ -312,7 +325,7 @@ def hand_strokes(
         if smooth:
             q = _chaikin(q)
         lines.append([(float(x), float(y)) for x, y in q])
-    return render_strokes(lines, brush)
+    return lines, brush
 
 
 # Hand-written styles of each digit in a unit box (x right, y down), as people in different
@@ -660,3 +673,127 @@ def scribble_set(per_kind: int, seed: int) -> Iterator[Drawing]:
                 slant=0.1,
             )
             yield Drawing(image, -1, f"scribbles {kind}")
+
+
+# ----- the canvas's own brush ------------------------------------------------------------------
+
+
+def pointer_path(points: Stroke, steps: int) -> Stroke:
+    """The pointer positions a stroke through `points` sends: `steps` straight moves per leg.
+
+    This is how Playwright's `mouse.move(x, y, steps=n)` moves (linear, the end point included),
+    so the browser test and the offline renderer start from the same positions.
+    """
+    out = [points[0]]
+    for (x0, y0), (x1, y1) in zip(points[:-1], points[1:], strict=True):
+        out += [
+            (x0 + (x1 - x0) * k / steps, y0 + (y1 - y0) * k / steps) for k in range(1, steps + 1)
+        ]
+    return out
+
+
+def fabric_curve(points: Stroke, decimate: float = 0.4, per_curve: int = 8) -> Stroke:
+    """The polyline the canvas's pencil strokes for these pointer positions (Fabric.js PencilBrush).
+
+    The brush drops positions closer than `decimate` pixels to the last one kept, then draws
+    quadratic curves through the midpoints of successive positions, each position their control
+    point, and a straight line to the last one; `per_curve` points per curve flatten them.
+    """
+    kept = [points[0]]
+    for p in points[1:-1]:
+        if (p[0] - kept[-1][0]) ** 2 + (p[1] - kept[-1][1]) ** 2 >= decimate**2:
+            kept.append(p)
+    if len(points) > 1:
+        kept.append(points[-1])
+    if len(kept) < 3:
+        return kept if len(kept) > 1 else kept * 2
+    pts = np.asarray(kept, dtype=np.float64)
+    out = [tuple(pts[0])]
+    start = pts[0]
+    t = np.linspace(0.0, 1.0, per_curve + 1)[1:, None]
+    for i in range(len(pts) - 1):
+        control, end = pts[i], (pts[i] + pts[i + 1]) / 2
+        if np.array_equal(pts[i], pts[i + 1]):
+            continue
+        curve = (1 - t) ** 2 * start + 2 * (1 - t) * t * control + t**2 * end
+        out += [tuple(p) for p in curve]
+        start = end
+    out.append(tuple(pts[-1]))
+    return [(float(x), float(y)) for x, y in out]
+
+
+def render_canvas(strokes: list[Stroke], brush: float, size: int = CANVAS) -> np.ndarray:
+    """Pointer paths drawn as streamlit-drawable-canvas draws them: its pencil's curves, a round
+    brush `brush` pixels wide with round caps and joins, antialiased by coverage, white on black.
+
+    Coverage is the analytic estimate a 2D canvas uses: a pixel whose centre lies d pixels from
+    the stroke's centre line is covered by clip(brush / 2 - d + 0.5, 0, 1).
+    """
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
+    nearest = np.full((size, size), np.inf, np.float32)
+    for stroke in strokes:
+        line = np.asarray(fabric_curve(stroke), dtype=np.float32)
+        a, b = line[:-1], line[1:]
+        for (ax, ay), (bx, by) in zip(a, b, strict=True):
+            dx, dy = bx - ax, by - ay
+            # Only the pixels near this segment can be closer to it than to what was seen so far.
+            r = brush / 2 + 2
+            y0, y1 = max(0, int(min(ay, by) - r)), min(size, int(max(ay, by) + r) + 1)
+            x0, x1 = max(0, int(min(ax, bx) - r)), min(size, int(max(ax, bx) + r) + 1)
+            if y0 >= y1 or x0 >= x1:
+                continue
+            px, py = xs[y0:y1, x0:x1] - ax, ys[y0:y1, x0:x1] - ay
+            length = dx * dx + dy * dy
+            u = np.clip((px * dx + py * dy) / length, 0, 1) if length > 0 else 0.0
+            d = np.hypot(px - u * dx, py - u * dy)
+            np.minimum(nearest[y0:y1, x0:x1], d, out=nearest[y0:y1, x0:x1])
+    coverage = np.clip(brush / 2 - nearest + 0.5, 0.0, 1.0)
+    return _rgba((coverage * 255 + 0.5).astype(np.uint8))
+
+
+@dataclass(frozen=True)
+class Replay:
+    """Pen strokes to replay on the real canvas: waypoints in canvas pixels and the brush."""
+
+    strokes: list[Stroke]
+    brush: int
+    label: int
+    name: str
+
+    def starts_under_toolbar(self) -> bool:
+        """Whether a stroke starts in the canvas's top-right strip, where its toolbar sits."""
+        return any(s[0][0] >= CANVAS / 2 and s[0][1] < 30 for s in self.strokes)
+
+
+REPLAY_BRUSHES = (8, 14, 20, 28, 36)
+"""The brush widths replays use (a few, so a browser sets its slider a few times)."""
+
+
+def canvas_replays(count: int, seed: int = 0) -> list[Replay]:
+    """`count` hand-style digits (every style of DIGIT_STYLES in turn) as strokes to replay.
+
+    Every third one is moved to the top right corner, so its strokes start where the canvas's
+    toolbar sits; brushes cycle through REPLAY_BRUSHES.
+    """
+    rng = np.random.default_rng(seed)
+    styles = [(d, k, s) for d, group in DIGIT_STYLES.items() for k, s in enumerate(group)]
+    out = []
+    for i in range(count):
+        digit, k, strokes = styles[i % len(styles)]
+        brush = REPLAY_BRUSHES[(i // len(styles) + i) % len(REPLAY_BRUSHES)]
+        kind = next(name for name, (lo, hi) in BRUSHES.items() if brush <= hi)
+        aspect = (0.3, 0.5) if digit == 1 else (0.45, 0.8)
+        lines, _ = hand_lines(strokes, rng, kind, aspect=aspect)
+        if i % 3 == 2:
+            # Into the top right corner: the highest point a brush's half-width from the edge.
+            pts = np.vstack([np.asarray(line) for line in lines])
+            dx = CANVAS - 1 - brush / 2 - pts[:, 0].max()
+            dy = brush / 2 + 1 - pts[:, 1].min()
+            lines = [[(x + dx, y + dy) for x, y in line] for line in lines]
+        # At most about 24 waypoints a stroke (its ends kept): the pointer moves in between.
+        lines = [
+            [(float(x), float(y)) for x, y in [*line[: -1 : max(1, len(line) // 24)], line[-1]]]
+            for line in lines
+        ]
+        out.append(Replay(lines, brush, digit, f"{digit} style {k} brush {brush}"))
+    return out

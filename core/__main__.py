@@ -5,9 +5,10 @@
     python -m core evaluate RUN [--data-dir DIR] [--runs-dir DIR]
     python -m core runs [--runs-dir DIR]
     python -m core predict PATH... [--run NAME] [--runs-dir DIR] [--data-dir DIR]
+    python -m core worker [--redis-url URL] [--burst] [--name NAME] [--threads N] [--data-dir DIR]
 
-train and evaluate end with one JSON line on stdout; runs prints one per run folder, predict one
-per image.
+train (also with --redis-url URL: queued for a worker) and evaluate end with one JSON line on
+stdout; runs prints one per run folder, predict one per image.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from core import memory
 from core.models import PRESETS, ConfigError, preset
 
 
@@ -70,6 +72,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.redis_url:
+        return train_on_worker(args, config)
     # Imported after validation: Keras takes seconds to import, a bad argument should not wait.
     from core.training import JobRegistry, JobState, TrainingJob
 
@@ -124,15 +128,79 @@ def _drop_optimizer(store, job) -> int:
 
     path = store.get(job.run_name).model_path
     # Keras 3 saves a .keras file with the optimizer state of a compiled model (it ignores
-    # include_optimizer): an uncompiled copy holds none (clone_model would compile it), and a
-    # run trained further is compiled afresh (core.training).
-    plain_model = keras.Model.from_config(job.model.get_config())
-    plain_model.set_weights(job.model.get_weights())
+    # include_optimizer): a copy loaded uncompiled holds none, and a run trained further is
+    # compiled afresh (core.training). The ended job kept no model: the saved file is read back.
+    plain_model = keras.saving.load_model(path, compile=False)
     with tempfile.TemporaryDirectory() as tmp:
         plain = Path(tmp) / path.name
         plain_model.save(plain)
         atomic_write_bytes(path, plain.read_bytes())
     return path.stat().st_size
+
+
+def train_on_worker(args: argparse.Namespace, config) -> int:
+    """Queue the job on Redis, print its progress while a worker trains it, bring the run home."""
+    from core.engine import EngineError, JobRequest
+    from core.rq_engine import RQEngine, redact
+    from core.runs import RunStore
+
+    store = RunStore(args.runs_dir) if not args.no_save else None
+    try:
+        engine = RQEngine(args.redis_url, store)
+        job = engine.submit(JobRequest(config, run_name=args.name))
+    except EngineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"queued {job.id} on {redact(args.redis_url)}; waiting for a worker…", flush=True)
+    last, said = (0, 0), ""
+    try:
+        while not job.state.done:
+            snap = job.snapshot()
+            if snap.state.value in ("queued", "stopping") and snap.message != said:
+                said = snap.message
+                place = f" (place {snap.queue_position})" if snap.queue_position else ""
+                print(f"{snap.state.value}: {snap.message}{place}", flush=True)
+            last = _print_progress(job, last)
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        print("stopping…", file=sys.stderr, flush=True)
+        job.stop()
+        while not job.state.done:
+            time.sleep(0.5)
+    _print_progress(job, last)
+    engine.shutdown()
+    snap, info = job.snapshot(), job.info
+    if snap.state.value == "failed":
+        print(f"error: {snap.message}", file=sys.stderr)
+        return 1
+    seconds = float(info.get("train_seconds") or snap.elapsed)
+    result = {
+        "run": snap.run_name,
+        "state": snap.state.value,
+        "preset": config.preset,
+        "test_accuracy": snap.test_metrics.get("test_accuracy"),
+        "test_loss": snap.test_metrics.get("test_loss"),
+        "train_seconds": round(seconds, 2),
+        "epochs": len(snap.epoch_history.get("epoch", [])),
+        "images_per_second": round(
+            len(snap.batch_history.get("step", [])) * config.batch_size / max(seconds, 1e-9)
+        ),
+        "peak_rss_mb": info.get("peak_rss_mb"),
+        "data_source": info.get("data_source"),
+        "worker": job.worker,
+    }
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Train queued jobs from Redis (RQ's worker; TensorFlow only in each job's work horse)."""
+    from core.worker import run_worker
+
+    if args.threads is not None and args.threads < 1:
+        print("error: --threads must be at least 1", file=sys.stderr)
+        return 2
+    return run_worker(args.redis_url, args.burst, args.name, args.threads, args.data_dir)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -337,7 +405,7 @@ def add_predict_command(sub) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the command."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    memory.configure()  # before anything imports TensorFlow
     parser = argparse.ArgumentParser(prog="python -m core", description="Digit Lab command line.")
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="train a preset and save the run")
@@ -365,6 +433,8 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="save the model file without the optimizer's state (a smaller file)",
     )
+
+    train.add_argument("--redis-url", help="queue the job on this Redis for a worker to train")
     ev = sub.add_parser("evaluate", help="evaluate a saved run on the test set")
     ev.add_argument("run")
     for p in (train, ev):
@@ -372,7 +442,17 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--runs-dir", default=os.environ.get("DIGITLAB_RUNS_DIR", "runs"))
     add_runs_command(sub)
     add_predict_command(sub)
+    worker = sub.add_parser("worker", help="train queued jobs from Redis (RQ worker)")
+    worker.add_argument(
+        "--redis-url", default=os.environ.get("DIGITLAB_REDIS_URL") or "redis://localhost:6379/0"
+    )
+    worker.add_argument("--burst", action="store_true", help="quit once the queue is empty")
+    worker.add_argument("--name", help="the worker's name (default: host-pid)")
+    worker.add_argument("--threads", type=int, help="TensorFlow threads per job (default: all)")
+    worker.add_argument("--data-dir", help="folder with the MNIST IDX files or mnist.npz")
     args = parser.parse_args(argv)
+    if args.command == "worker":
+        return cmd_worker(args)
     if hasattr(args, "func"):
         return args.func(args)
     return cmd_train(args) if args.command == "train" else cmd_evaluate(args)

@@ -53,16 +53,41 @@ SIGNED_SCALE = [
 METRIC_TITLES = {
     "loss": ("Loss: how wrong the network is (lower is better)", "cross-entropy loss"),
     "accuracy": ("Accuracy: share of images classified right", "accuracy (%)"),
+    "learning_rate": ("Learning rate: the size of each weight update", "learning rate (step size)"),
 }
+
+
+_DARK_TEMPLATE: dict | None = None
+
+
+def _dark_template() -> dict:
+    """plotly_dark as a plain dict, built once: validating it takes 15-25 ms a figure."""
+    global _DARK_TEMPLATE
+    if _DARK_TEMPLATE is None:
+        _DARK_TEMPLATE = go.Layout(template="plotly_dark").to_plotly_json()["template"]
+    return _DARK_TEMPLATE
+
+
+def _merge(base: dict, extra: Mapping[str, Any]) -> dict:
+    """base updated by extra, nested dicts merged the way Figure.update_layout merges them."""
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def _layout(fig: go.Figure, height: int = 360, title: str = "", **kwargs: Any) -> go.Figure:
     """Apply the shared dark, transparent, compact style; keyword arguments override it.
 
     A title sits at the top left with the legend on its own line below it, above the plot.
+    The figure is rebuilt around its (already validated) traces and layout without validating
+    the shared style again: the live Train charts are rebuilt every second while a job trains,
+    and validation was most of their cost (about 50 ms a chart, now about 15).
     """
-    fig.update_layout(
-        template="plotly_dark",
+    style: dict[str, Any] = dict(
         paper_bgcolor="rgba(0,0,0,0)",
         plot_bgcolor="rgba(0,0,0,0)",
         font=dict(size=13),
@@ -72,21 +97,21 @@ def _layout(fig: go.Figure, height: int = 360, title: str = "", **kwargs: Any) -
         legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0),
     )
     if title:
-        fig.update_layout(
-            title=dict(
-                text=title,
-                x=0,
-                xanchor="left",
-                xref="paper",
-                y=1,
-                yref="container",
-                yanchor="top",
-                pad=dict(t=6),
-                font=dict(size=14),
-            )
+        style["title"] = dict(
+            text=title,
+            x=0,
+            xanchor="left",
+            xref="paper",
+            y=1,
+            yref="container",
+            yanchor="top",
+            pad=dict(t=6),
+            font=dict(size=14),
         )
-    fig.update_layout(**kwargs)
-    return fig
+    layout = _merge(_merge(fig.layout.to_plotly_json(), style), kwargs)
+    layout["template"] = _dark_template()
+    data = [trace.to_plotly_json() for trace in fig.data]
+    return go.Figure(data=data, layout=layout, _validate=False)
 
 
 def _empty(message: str, height: int = 360) -> go.Figure:
@@ -139,22 +164,93 @@ def downsample(x: ArrayLike, y: ArrayLike, max_points: int = 2000) -> tuple[np.n
     return x[idx], y[idx]
 
 
+def _epoch_positions(history: Mapping[str, Sequence[float]]) -> tuple[np.ndarray, np.ndarray]:
+    """Where each epoch record sits on an epoch axis, and which records are partial epochs.
+
+    A stop mid-epoch still ends that epoch in Keras: its record sits at the epochs actually
+    trained ("epochs_done", 1.4), not at a full epoch. Records without it sit at their epoch.
+    """
+    epochs = np.asarray(history.get("epoch", []), dtype=float)
+    done = np.asarray(history.get("epochs_done", []), dtype=float)
+    if len(done) != len(epochs):
+        return epochs, np.zeros(len(epochs), dtype=bool)
+    return done, ~np.isclose(done, epochs)
+
+
+def _epoch_markers(partial: np.ndarray) -> dict:
+    """Filled circles for whole epochs, open ones for an epoch cut short."""
+    return dict(symbol=["circle-open" if p else "circle" for p in partial], size=8)
+
+
+def _partial_notes(x: np.ndarray, partial: np.ndarray) -> list[str]:
+    """Hover notes: which points are an epoch cut short, and where."""
+    return [
+        f" (stopped after {v:.2f} epochs)" if p else "" for v, p in zip(x, partial, strict=True)
+    ]
+
+
+def _log_x(fig: go.Figure, log_x: bool, title: str) -> None:
+    """The x axis title, from zero on a linear axis or in decades on a log one."""
+    if log_x:
+        fig.update_xaxes(title=f"{title}, log scale", type="log")
+    else:
+        fig.update_xaxes(title=title, rangemode="tozero")
+
+
+def _early_stopping_marks(
+    fig: go.Figure,
+    x: np.ndarray,
+    series: np.ndarray,
+    record: Mapping[str, Any] | None,
+    scale: float,
+    label: str = "",
+) -> None:
+    """A star on the best epoch (whose weights were kept) and a cross where early stopping fired."""
+    if not record:
+        return
+    k = min(len(x), len(series))
+    for key, symbol, text in (
+        (
+            "best_epoch",
+            "star",
+            "best epoch {e}" + (", weights kept" if record.get("restored") else ""),
+        ),
+        ("stopped_epoch", "x", "early stopping fired after epoch {e}"),
+    ):
+        epoch = int(record.get(key) or 0)
+        if not 1 <= epoch <= k:
+            continue
+        name = text.format(e=epoch)
+        fig.add_scatter(
+            x=[x[epoch - 1]],
+            y=[series[epoch - 1] * scale],
+            mode="markers",
+            name=f"{label}{name}",
+            marker=dict(symbol=symbol, size=14, color="#ffd43b", line=dict(width=1, color="#000")),
+            hovertemplate=f"{label}{name}<extra></extra>",
+        )
+
+
 def training_curves(
     batch_history: Mapping[str, Sequence[float]],
     epoch_history: Mapping[str, Sequence[float]],
     metric: str = "loss",
     smoothing: float = 0.6,
     batches_per_epoch: int | None = None,
+    log_x: bool = False,
+    early_stopping: Mapping[str, Any] | None = None,
 ) -> go.Figure:
     """Per-batch (raw faint, smoothed solid) and per-epoch training/validation curves of one metric.
 
     The x axis is in epochs (a batch sits at step / batches_per_epoch); without batches_per_epoch
     the per-batch curves are drawn against the batch number and the per-epoch ones are left out.
+    An epoch cut short by a stop is an open marker at the epochs it trained; early stopping's
+    best and firing epochs are marked on the validation curve.
     """
     steps = np.asarray(batch_history.get("step", []), dtype=float)
     values = np.asarray(batch_history.get(metric, []), dtype=float)
     n = min(len(steps), len(values))
-    epochs = np.asarray(epoch_history.get("epoch", []), dtype=float)
+    epochs, partial = _epoch_positions(epoch_history)
     in_epochs = bool(batches_per_epoch) or n == 0
     if n == 0 and not (len(epochs) and metric in epoch_history):
         return _empty(WAITING)
@@ -187,6 +283,7 @@ def training_curves(
             hovertemplate=hover,
         )
     if in_epochs and len(epochs):
+        marked = None
         for key, name, line in (
             (metric, "training, epoch mean", dict(color="#9ec1ff", dash="dot")),
             (f"val_{metric}", "validation", dict(color=VAL_COLOR, width=2)),
@@ -194,22 +291,30 @@ def training_curves(
             series = np.asarray(epoch_history.get(key, []), dtype=float)
             k = min(len(epochs), len(series))
             if k:
+                marked = series
                 fig.add_scatter(
                     x=epochs[:k],
                     y=series[:k] * pct,
                     mode="lines+markers",
                     name=name,
                     line=line,
-                    hovertemplate=hover,
+                    marker=_epoch_markers(partial[:k]),
+                    text=_partial_notes(epochs[:k], partial[:k]),
+                    hovertemplate=f"{where}%{{text}}<br>%{{y:.3f}}{unit}"
+                    "<extra>%{fullData.name}</extra>",
                 )
+        if marked is not None:
+            _early_stopping_marks(fig, epochs, marked, early_stopping, pct)
     title, y_title = METRIC_TITLES.get(metric, (metric.replace("_", " "), metric.replace("_", " ")))
-    fig.update_xaxes(title=EPOCH_AXIS if in_epochs else BATCH_AXIS, rangemode="tozero")
+    _log_x(fig, log_x, EPOCH_AXIS if in_epochs else BATCH_AXIS)
     fig.update_yaxes(title=y_title, ticksuffix=unit)
     return _layout(fig, title=title)
 
 
 def learning_rate_curve(
-    history: Mapping[str, Sequence[float]], batches_per_epoch: int | None = None
+    history: Mapping[str, Sequence[float]],
+    batches_per_epoch: int | None = None,
+    log_x: bool = False,
 ) -> go.Figure:
     """The learning rate along training, from a batch history ("step") or an epoch history ("epoch")."""
     lr = np.asarray(history.get("learning_rate", []), dtype=float)
@@ -220,7 +325,7 @@ def learning_rate_curve(
         else:
             x_title = BATCH_AXIS
     else:
-        x, x_title = np.asarray(history.get("epoch", []), dtype=float), EPOCH_AXIS
+        x, x_title = _epoch_positions(history)[0], EPOCH_AXIS
     n = min(len(x), len(lr))
     if n == 0:
         return _empty(WAITING, 220)
@@ -234,17 +339,36 @@ def learning_rate_curve(
             hovertemplate="%{x:.2f}: %{y:.2e}<extra></extra>",
         )
     )
-    positive = ys[ys > 0]
-    spans_decades = len(positive) and positive.max() / positive.min() >= 10
-    fig.update_xaxes(title=x_title)
+    _log_x(fig, log_x, x_title)
+    log_y = _spans_decades(ys)
+    top = float(np.nanmax(ys, initial=0.0))
     fig.update_yaxes(
-        title="learning rate (step size)", exponentformat="e", type="log" if spans_decades else None
+        title="learning rate (step size)",
+        exponentformat="e",
+        type="log" if log_y else None,
+        # From zero, so that a constant rate is a flat line at its value, not the middle.
+        range=None if log_y or top <= 0 else [0, top * 1.15],
     )
     return _layout(fig, 220, showlegend=False, margin=dict(l=10, r=10, t=20, b=20))
 
 
-def runs_overlay(histories: Mapping[str, Mapping[str, Sequence[float]]], metric: str) -> go.Figure:
-    """Several runs' per-epoch curves on one chart (training dashed, validation solid)."""
+def _spans_decades(values: np.ndarray) -> bool:
+    """Whether the positive values span a factor of ten or more (then a log axis reads better)."""
+    positive = values[np.isfinite(values) & (values > 0)]
+    return bool(len(positive) and positive.max() / positive.min() >= 10)
+
+
+def runs_overlay(
+    histories: Mapping[str, Mapping[str, Any]],
+    metric: str,
+    per_batch: bool = False,
+    smoothing: float = 0.6,
+    log_x: bool = False,
+    early_stopping: Mapping[str, Mapping[str, Any] | None] | None = None,
+) -> go.Figure:
+    """Several runs' curves on one chart, x in epochs: per epoch (training dashed, validation
+    solid, early stopping marked), or per batch smoothed from each run's saved "per_batch" record
+    (a run saved without one shows its per-epoch training curve instead)."""
     if not histories:
         return _empty("Select runs to compare.")
     pct = _scale(metric)
@@ -252,34 +376,85 @@ def runs_overlay(histories: Mapping[str, Mapping[str, Sequence[float]]], metric:
     fig = go.Figure()
     for i, (name, h) in enumerate(histories.items()):
         color = DIGIT_COLORS[i % len(DIGIT_COLORS)]
-        epochs = np.asarray(h.get("epoch", []), dtype=float)
+        batches = h.get("per_batch") if per_batch else None
+        if isinstance(batches, Mapping) and len(batches.get(metric, [])):
+            _overlay_batches(fig, name, batches, metric, smoothing, color, pct, unit)
+            continue
+        epochs, partial = _epoch_positions(h)
+        suffix = " per epoch: no per-batch record" if per_batch else ""
+        marked = None
         for key, label, dash in (
             (metric, "training", "dash"),
             (f"val_{metric}", "validation", None),
         ):
+            if per_batch and label == "validation":
+                continue
             series = np.asarray(h.get(key, []), dtype=float)
             k = min(len(epochs), len(series))
             if not k:
                 continue
+            marked = series
             fig.add_scatter(
                 x=epochs[:k],
                 y=series[:k] * pct,
                 mode="lines+markers",
-                name=f"{name} ({'train' if label == 'training' else label})",
+                name=f"{name} ({'train' if label == 'training' else label}{suffix})",
                 legendgroup=name,
                 line=dict(color=color, dash=dash),
-                hovertemplate=f"{name}, {label}<br>epoch %{{x}}: %{{y:.3f}}{unit}<extra></extra>",
+                marker=_epoch_markers(partial[:k]),
+                text=_partial_notes(epochs[:k], partial[:k]),
+                hovertemplate=f"{name}, {label}<br>epoch %{{x:.2f}}%{{text}}: %{{y:.3g}}{unit}"
+                "<extra></extra>",
             )
+        if marked is not None and not per_batch:
+            record = (early_stopping or {}).get(name)
+            _early_stopping_marks(fig, epochs, marked, record, pct, label=f"{name}: ")
     if not fig.data:
-        return _empty(f"The selected runs have no per-epoch {metric}.")
+        kind = "per-batch or per-epoch" if per_batch else "per-epoch"
+        return _empty(f"The selected runs have no {kind} {metric.replace('_', ' ')}.")
     y_title = METRIC_TITLES.get(metric, ("", metric.replace("_", " ")))[1]
-    fig.update_xaxes(title=EPOCH_AXIS)
-    fig.update_yaxes(title=y_title, ticksuffix=unit)
+    _log_x(fig, log_x, EPOCH_AXIS)
+    ys = np.concatenate([np.asarray(t.y, dtype=float) for t in fig.data])
+    log_y = metric == "learning_rate" and _spans_decades(ys)
+    top = float(np.nanmax(ys, initial=0.0))
+    from_zero = metric == "learning_rate" and not log_y and top > 0
+    fig.update_yaxes(
+        title=y_title,
+        ticksuffix=unit,
+        type="log" if log_y else None,
+        range=[0, top * 1.15] if from_zero else None,
+    )
     return _layout(
         fig,
         380,
         legend=dict(orientation="h", yanchor="top", y=-0.2, x=0),
         margin=dict(l=10, r=10, t=20, b=20),
+    )
+
+
+def _overlay_batches(
+    fig: go.Figure,
+    name: str,
+    batches: Mapping[str, Sequence[float]],
+    metric: str,
+    smoothing: float,
+    color: str,
+    pct: float,
+    unit: str,
+) -> None:
+    """One run's saved per-batch curve, smoothed, against epochs (or batches when unknown)."""
+    y = np.asarray(batches[metric], dtype=float)
+    x = np.asarray(batches.get("epochs_done") or batches.get("step", []), dtype=float)
+    k = min(len(x), len(y))
+    xs, ys = downsample(x[:k], ema_smooth(y[:k], smoothing) * pct)
+    fig.add_scatter(
+        x=xs,
+        y=ys,
+        mode="lines",
+        name=f"{name} (per batch, smoothed)",
+        legendgroup=name,
+        line=dict(color=color, width=2),
+        hovertemplate=f"{name}, per batch<br>epoch %{{x:.2f}}: %{{y:.3g}}{unit}<extra></extra>",
     )
 
 
@@ -366,11 +541,14 @@ def confusion_heatmap(
     normalize: bool = False,
     show_diagonal: bool = True,
     labels: Iterable[Any] | None = None,
+    zmax: float | None = None,
+    title: str = "",
 ) -> go.Figure:
     """Confusion matrix (rows = true digit from 0 at the top, columns = predicted), clickable per cell.
 
     Plotly heatmaps report no selection (their trace has no selectPoints), so an invisible scatter
     marker sits on every cell with customdata [true, predicted]: clicking a cell selects it.
+    `zmax` fixes the top of the colour scale (two matrices side by side share one).
     """
     cm = np.asarray(cm)
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
@@ -402,6 +580,7 @@ def confusion_heatmap(
             hoverinfo="skip",
             colorscale=CONFUSION_SCALE,
             zmin=0,
+            zmax=zmax,
             xgap=1,
             ygap=1,
             colorbar=dict(title="% of the row" if normalize else "images", thickness=12),
@@ -445,9 +624,35 @@ def confusion_heatmap(
     return _layout(
         fig,
         480,
+        title=title,
         clickmode="event+select",
         dragmode=False,
-        margin=dict(l=10, r=10, t=60, b=10),
+        margin=dict(l=10, r=10, t=90 if title else 60, b=10),
+    )
+
+
+def confusion_pair(
+    cm_a: ArrayLike,
+    cm_b: ArrayLike,
+    name_a: str,
+    name_b: str,
+    normalize: bool = False,
+    show_diagonal: bool = False,
+) -> tuple[go.Figure, go.Figure]:
+    """Two runs' confusion matrices on one colour scale, so the same shade means the same value."""
+    shown = []
+    for cm in (np.asarray(cm_a), np.asarray(cm_b)):
+        totals = cm.sum(axis=1, keepdims=True)
+        z = np.divide(cm, totals, out=np.zeros(cm.shape, float), where=totals > 0) * 100
+        z = z if normalize else cm.astype(float)
+        if not show_diagonal:
+            z = z.copy()
+            np.fill_diagonal(z, np.nan)
+        shown.append(z)
+    top = max(float(np.nanmax(z, initial=0.0)) for z in shown) or 1.0
+    return tuple(
+        confusion_heatmap(cm, normalize, show_diagonal, zmax=top, title=name)
+        for cm, name in ((cm_a, name_a), (cm_b, name_b))
     )
 
 
@@ -717,3 +922,124 @@ def per_class_comparison(acc_a: ArrayLike, acc_b: ArrayLike, name_a: str, name_b
         title="accuracy on that digit (%)", range=[max(0.0, low - 2), 100.5], ticksuffix="%"
     )
     return _layout(fig, 320, barmode="group")
+
+
+# ----- the Draw page's explanations ------------------------------------------------------------
+
+
+def scaled_overlay(
+    img28: ArrayLike,
+    heat28: ArrayLike,
+    title: str,
+    signed: bool,
+    limit: float,
+    unit: str,
+) -> go.Figure:
+    """A digit under a heat map on a given colour scale ([0, limit], or [-limit, limit] when
+    signed), with a colour bar that says what it measures: maps of two classes on one scale."""
+    img = np.asarray(img28, dtype=float)
+    heat = np.asarray(heat28, dtype=float)
+    limit = float(limit) if limit > 0 else 1.0
+    fig = image_figure(img, title, zmin=0, zmax=255.0 if img.max(initial=0) > 1 else 1.0)
+    fig.add_heatmap(
+        z=heat,
+        colorscale=SIGNED_SCALE if signed else HEAT_SCALE,
+        zmin=-limit if signed else 0,
+        zmax=limit,
+        showscale=True,
+        colorbar=dict(thickness=10, title=dict(text=unit, side="right")),
+        hovertemplate="row %{y}, column %{x}: %{z:.2f}<extra></extra>",
+    )
+    return fig
+
+
+def filter_grid(array: ArrayLike, start: int = 0, count: int = 16, title: str = "") -> go.Figure:
+    """Filters start to start + count of a conv layer's output (h, w, channels), each named by
+    its number and drawn on the layer's own scale, so a quiet filter looks quiet."""
+    array = np.asarray(array, dtype=float)
+    stop = min(start + count, array.shape[-1])
+    shown = list(range(start, stop))
+    cols = min(8, len(shown)) or 1
+    rows = max(1, math.ceil(len(shown) / cols))
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        horizontal_spacing=0.01,
+        vertical_spacing=0.06,
+        subplot_titles=[f"filter {c + 1}" for c in shown],
+    )
+    top = float(array.max(initial=0.0)) or 1.0
+    for k, c in enumerate(shown):
+        fig.add_trace(
+            go.Heatmap(
+                z=array[..., c],
+                colorscale="Viridis",
+                zmin=0,
+                zmax=top,
+                showscale=False,
+                hovertemplate=f"filter {c + 1}, row %{{y}}, column %{{x}}: %{{z:.2f}}<extra></extra>",
+            ),
+            row=k // cols + 1,
+            col=k % cols + 1,
+        )
+    fig.update_annotations(font_size=10)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, autorange="reversed")
+    head = 50 if title else 20
+    return _layout(fig, 100 * rows + head, title=title, margin=dict(l=5, r=5, t=head, b=5))
+
+
+def dense_units(values: ArrayLike, title: str = "") -> go.Figure:
+    """A dense layer's units for one input as bars, the ten strongest labelled."""
+    values = np.asarray(values, dtype=float).ravel()
+    strongest = set(np.argsort(-values)[:10].tolist())
+    fig = go.Figure(
+        go.Bar(
+            x=list(range(1, len(values) + 1)),
+            y=values,
+            marker_color=[HIGHLIGHT if i in strongest else MUTED for i in range(len(values))],
+            hovertemplate="unit %{x}: %{y:.2f}<extra></extra>",
+        )
+    )
+    fig.update_xaxes(title="unit")
+    fig.update_yaxes(title="activation")
+    return _layout(fig, 260, title=title, showlegend=False)
+
+
+def logits_and_softmax(logits: ArrayLike, probs: ArrayLike) -> go.Figure:
+    """The output layer's ten scores (logits) beside their softmax, the probabilities."""
+    logits = np.asarray(logits, dtype=float).ravel()
+    probs = np.asarray(probs, dtype=float).ravel()
+    best = int(np.argmax(probs))
+    colors = [HIGHLIGHT if i == best else MUTED for i in range(len(probs))]
+    digits = [str(i) for i in range(len(probs))]
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        subplot_titles=["score (logit) of each digit", "softmax: exp(score) / sum of exp(scores)"],
+        horizontal_spacing=0.12,
+    )
+    fig.add_bar(
+        x=digits,
+        y=logits,
+        marker_color=colors,
+        hovertemplate="digit %{x}: score %{y:.2f}<extra></extra>",
+        row=1,
+        col=1,
+    )
+    fig.add_bar(
+        x=digits,
+        y=probs * 100,
+        marker_color=colors,
+        text=[f"{p:.0%}" if p >= 0.005 else "" for p in probs],
+        textposition="outside",
+        cliponaxis=False,
+        hovertemplate="digit %{x}: %{y:.2f}%<extra></extra>",
+        row=1,
+        col=2,
+    )
+    fig.update_xaxes(title="digit", type="category")
+    fig.update_yaxes(title="score", row=1, col=1)
+    fig.update_yaxes(title="probability (%)", range=[0, 109], ticksuffix="%", row=1, col=2)
+    fig.update_annotations(font_size=12)
+    return _layout(fig, 300, showlegend=False, margin=dict(l=10, r=10, t=40, b=20))

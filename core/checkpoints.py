@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import shutil
 import time
+import uuid
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +36,8 @@ STATE_FILE = "state.json"
 PROGRESS_FILE = "progress.npz"
 EXAMPLES_FILE = "examples.npz"
 ID_PATTERN = re.compile(r"^job-[0-9a-f]{10}$")
+ID_FILE = "job_id"
+MAX_PACKED_BYTES = 128 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -179,6 +184,55 @@ class CheckpointStore:
                 f"The checkpoint of job {job_id} cannot be loaded ({type(exc).__name__}); "
                 "discard it and train again."
             ) from exc
+
+    def pack(self, job_id: str) -> bytes:
+        """A checkpoint's files as one zip (a worker sends its checkpoints home with this)."""
+        checkpoint = self.get(job_id)
+        files = [STATE_FILE, checkpoint.state["model"], checkpoint.state["progress"]]
+        if (checkpoint.path / EXAMPLES_FILE).is_file():
+            files.append(EXAMPLES_FILE)
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+            archive.writestr(ID_FILE, job_id)
+            for name in files:
+                archive.write(checkpoint.path / name, name)
+        return buffer.getvalue()
+
+    def unpack(self, data: bytes) -> str:
+        """Put a packed checkpoint in place (replacing an older one of the same job); its id.
+
+        Checked first: the members' names and declared sizes; then written into a hidden folder
+        and renamed into place, so a reader never sees half of it."""
+        try:
+            archive = zipfile.ZipFile(io.BytesIO(data))
+            members = {info.filename: info for info in archive.infolist()}
+            job_id = archive.read(ID_FILE).decode()
+        except (zipfile.BadZipFile, KeyError, ValueError, UnicodeDecodeError) as exc:
+            raise RunError(f"The packed checkpoint is not readable ({exc}).") from exc
+        allowed = re.compile(
+            r"^(state\.json|epoch-\d{3}\.keras|progress-\d{3}\.npz|examples\.npz)$"
+        )
+        unknown = [n for n in members if n != ID_FILE and not allowed.fullmatch(n)]
+        total = sum(info.file_size for info in members.values())
+        if unknown or total > MAX_PACKED_BYTES:
+            raise RunError("The packed checkpoint holds unexpected or oversized files.")
+        folder = self._folder(job_id)
+        staging = self.root / f".in-{job_id}-{uuid.uuid4().hex[:6]}"
+        try:
+            staging.mkdir(parents=True)
+            for name in members:
+                if name != ID_FILE:
+                    (staging / name).write_bytes(archive.read(name))
+            old = self.root / f".old-{job_id}-{uuid.uuid4().hex[:6]}"
+            if folder.exists():
+                os.rename(folder, old)
+            os.rename(staging, folder)
+            shutil.rmtree(old, ignore_errors=True)
+        except OSError as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise RunError(f"The checkpoint could not be stored ({exc.strerror or exc}).") from exc
+        self.get(job_id)  # readable, or RunError
+        return job_id
 
     def delete(self, job_id: str) -> None:
         """Remove a checkpoint (the job ended, or the visitor discards it)."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,6 +73,21 @@ def fingerprint(x28: np.ndarray) -> str:
     return hashlib.blake2b(np.ascontiguousarray(x28).tobytes(), digest_size=8).hexdigest()
 
 
+def input_code(x28: np.ndarray) -> str:
+    """The 28x28 input as 1,568 hex digits (each pixel rounded to 0-255), row by row."""
+    return (
+        (np.clip(np.asarray(x28, np.float32), 0.0, 1.0) * 255.0 + 0.5)
+        .astype(np.uint8)
+        .tobytes()
+        .hex()
+    )
+
+
+def decode_input(code: str) -> np.ndarray:
+    """The (28, 28) float32 input that input_code wrote (to within 1/510 per pixel)."""
+    return np.frombuffer(bytes.fromhex(code), np.uint8).reshape(28, 28).astype(np.float32) / 255.0
+
+
 def naive_reading(image: np.ndarray, predictor: explain.Predictor) -> tuple[np.ndarray, np.ndarray]:
     """(the whole canvas squashed to 28x28, its probabilities): the answer without MNIST's steps."""
     naive = drawing.naive_resize(image)
@@ -132,30 +146,65 @@ def _display(img: np.ndarray) -> np.ndarray:
 class Method:
     """One way of showing why the model answered as it did."""
 
-    compute: Callable[..., np.ndarray]
+    name: str
     signed: bool
     meaning: str
 
 
 METHODS: dict[str, Method] = {
-    "Grad-CAM": Method(
-        explain.grad_cam, False, "where the last convolution layer found evidence for the digit"
-    ),
-    "Saliency": Method(
-        explain.saliency, False, "pixels whose change moves the digit's score the most"
-    ),
-    "Occlusion": Method(
-        explain.occlusion,
-        True,
-        "red: covering that patch lowers the digit's probability; blue: raises it",
-    ),
+    m.name: m
+    for m in (
+        Method(
+            "Grad-CAM",
+            False,
+            "where the last convolution layer found evidence for the digit, spread over the "
+            "pixels in proportion to its probability",
+        ),
+        Method(
+            "Saliency",
+            False,
+            "the pixels whose change moves the digit's score the most, spread over the pixels "
+            "in proportion to its probability",
+        ),
+        Method(
+            "Occlusion",
+            True,
+            "how many percentage points (pp) the digit's probability drops when a 4×4 patch around "
+            "each pixel is blanked: red, the patch speaks for the digit; blue, against it",
+        ),
+    )
 }
 """The maps over the 28x28 input, by the name the page shows."""
+OCCLUSION_MIN_SCALE = 1.0
+"""Percentage points: the occlusion colour scale spans at least this, so noise stays pale."""
 
 
-def explanation(model, x28: np.ndarray, method: str, target: int) -> np.ndarray:
-    """The (28, 28) map of `method` (a METHODS name) for class `target`."""
-    return METHODS[method].compute(model, x28, int(target))
+@dataclass(frozen=True)
+class Heat:
+    """A map over the 28x28 input, with the colour scale it is shown on."""
+
+    values: np.ndarray
+    """(28, 28) float32."""
+    signed: bool
+    limit: float
+    """The colour scale runs over [-limit, limit] when signed, else [0, limit]."""
+    unit: str
+    """What the colour bar measures."""
+
+
+def explanation(model, x28: np.ndarray, method: str, target: int, answer: int) -> Heat:
+    """The map of `method` (a METHODS name) for class `target`, on the same scale as the map of
+    the answer, so "why not a 1?" at a probability of 0 stays dark where the answer glows."""
+    target, answer = int(target), int(answer)
+    if method == "Occlusion":
+        maps = explain.occlusion_maps(model, x28) * 100.0  # probability drops in points
+        values = maps[target]
+        limit = max(float(np.abs(maps[[target, answer]]).max()), OCCLUSION_MIN_SCALE)
+        return Heat(values, True, limit, "probability drop (pp)")
+    compute = explain.grad_cam if method == "Grad-CAM" else explain.saliency
+    values = compute(model, x28, target, relative_to=answer)
+    # 1 is the answer's brightest pixel; another class can only outshine it when it is close.
+    return Heat(values, False, max(1.0, float(values.max())), "1 = the answer's brightest pixel")
 
 
 def a(digit: int) -> str:

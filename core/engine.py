@@ -87,6 +87,10 @@ class Engine(Protocol):
 
     def discard(self, checkpoint_id: str) -> None: ...
 
+    def problem(self) -> str | None:
+        """Why jobs cannot be queued now (an unreachable Redis), or None; never blocks."""
+        ...
+
     def shutdown(self, timeout: float = 30.0) -> None: ...
 
 
@@ -155,6 +159,10 @@ class InProcessEngine:
             for j in active
         ]
         return sorted(entries, key=lambda e: (e.position is not None, e.position or 0))
+
+    def problem(self) -> str | None:
+        """None: this process can always queue a job."""
+        return None
 
     def shutdown(self, timeout: float = 30.0) -> None:
         """Stop every job and wait for their threads (tests, process exit)."""

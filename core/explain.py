@@ -182,25 +182,51 @@ def feature_extractor(
 # ----- maps -----------------------------------------------------------------------------------
 
 
-def saliency(model: keras.Model, x28, class_index: int) -> np.ndarray:
-    """How strongly each pixel moves the class score: SmoothGrad, scaled to [0, 1]."""
+def saliency(
+    model: keras.Model, x28, class_index: int, relative_to: int | None = None
+) -> np.ndarray:
+    """How strongly each pixel moves the class score (SmoothGrad), scaled to [0, 1]; or, with
+    `relative_to` (the answer), on the answer's scale (see `_on_answer_scale`)."""
     base = _as_batch(x28)
     rng = np.random.default_rng(0)
     # SmoothGrad: average the gradients of a few slightly noisy copies, far less speckled.
     noise = rng.normal(0.0, SMOOTHGRAD_NOISE, (SMOOTHGRAD_SAMPLES - 1, *INPUT_SHAPE))
     x = tf.constant(np.concatenate([base, base + noise.astype(np.float32)]))
     features_model = keras.Model(model.inputs[0], _last_dense(model).input)
-    with tf.GradientTape() as tape:
+    classes = {class_index} if relative_to is None else {class_index, relative_to}
+    with tf.GradientTape(persistent=True) as tape:
         tape.watch(x)
-        score = _logits(model, features_model(x, training=False))[:, class_index]
-    grads = np.abs(tape.gradient(score, x).numpy()).mean(axis=0)[..., 0]
-    return _unit_max(grads)
+        logits = _logits(model, features_model(x, training=False))
+        scores = {c: logits[:, c] for c in classes}
+    heat = {c: np.abs(tape.gradient(scores[c], x).numpy()).mean(axis=0)[..., 0] for c in classes}
+    return _on_answer_scale(heat, logits.numpy()[0], class_index, relative_to)
 
 
-def _unit_max(heat: np.ndarray) -> np.ndarray:
-    heat = np.asarray(heat, dtype=np.float32)
-    top = float(heat.max())
-    return heat / top if top > 0 else np.zeros_like(heat)
+def _on_answer_scale(
+    heat: dict[int, np.ndarray], logits: np.ndarray, c: int, answer: int | None
+) -> np.ndarray:
+    """Class c's map scaled to its own peak (answer None), or on the answer's scale.
+
+    On the answer's scale each map spreads its class's probability over the pixels in proportion
+    to the map (so it sums to the probability), and is divided by the answer's brightest pixel:
+    two classes' maps can be compared, and a class the model gives no chance stays dark, where
+    each map scaled to its own peak glows alike.
+    """
+    mine = np.maximum(np.asarray(heat[c], np.float64), 0.0)
+    if answer is None:
+        top = mine.max()
+        return (mine / top).astype(np.float32) if top > 0 else np.zeros(mine.shape, np.float32)
+    z = np.asarray(logits, np.float64)
+    probs = np.exp(z - z.max())
+    probs /= probs.sum()
+
+    def share(k: int) -> np.ndarray:
+        h = np.maximum(np.asarray(heat[k], np.float64), 0.0)
+        total = h.sum()
+        return probs[k] * h / total if total > 0 else np.zeros_like(h)
+
+    top = share(answer).max()
+    return (share(c) / top).astype(np.float32) if top > 0 else np.zeros(mine.shape, np.float32)
 
 
 def _feature_map_layers(model) -> list:
@@ -263,29 +289,49 @@ def _aligned_upsampling(size: int, stride: int, out: int = INPUT_SHAPE[0]) -> np
 
 
 def grad_cam(
-    model: keras.Model, x28, class_index: int, layer_name: str | None = None
+    model: keras.Model,
+    x28,
+    class_index: int,
+    layer_name: str | None = None,
+    relative_to: int | None = None,
 ) -> np.ndarray:
-    """Grad-CAM over the last conv layer (or layer_name), upsampled to 28x28, scaled to [0, 1]."""
+    """Grad-CAM over the last conv layer (or layer_name), upsampled to 28x28, scaled to [0, 1];
+    or, with `relative_to` (the answer), on the answer's scale (see `_on_answer_scale`)."""
     layer, layers = _last_conv_output_layer(model, layer_name)
     sub = keras.Model(model.inputs[0], [layer.output, _last_dense(model).input])
     x = tf.constant(_as_batch(x28)[:1])
-    with tf.GradientTape() as tape:
+    classes = {class_index} if relative_to is None else {class_index, relative_to}
+    with tf.GradientTape(persistent=True) as tape:
         maps, features = sub(x, training=False)
-        score = _logits(model, features)[:, class_index]
-    grads = tape.gradient(score, maps)
-    # Each channel weighted by how much the class score gains from it, then only positive evidence.
-    weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
-    cam = tf.nn.relu(tf.reduce_sum(weights * maps, axis=-1))[0].numpy()
+        logits = _logits(model, features)
+        scores = {c: logits[:, c] for c in classes}
     stride = _stride(layers, layer)
-    rows = _aligned_upsampling(cam.shape[0], stride)
-    cols = _aligned_upsampling(cam.shape[1], stride)
-    return _unit_max(np.maximum(rows @ cam @ cols.T, 0.0))
+    rows = _aligned_upsampling(maps.shape[1], stride)
+    cols = _aligned_upsampling(maps.shape[2], stride)
+
+    def cam(c: int) -> np.ndarray:
+        grads = tape.gradient(scores[c], maps)
+        # Each channel weighted by how much the class score gains from it, then only positive
+        # evidence.
+        weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
+        heat = tf.nn.relu(tf.reduce_sum(weights * maps, axis=-1))[0].numpy()
+        return np.maximum(rows @ heat @ cols.T, 0.0)
+
+    return _on_answer_scale(
+        {c: cam(c) for c in classes}, logits.numpy()[0], class_index, relative_to
+    )
 
 
 def occlusion(
     model: keras.Model, x28, class_index: int, patch: int = 4, stride: int = 2
 ) -> np.ndarray:
     """How much the class probability drops when each patch is blanked (positive = evidence for)."""
+    return occlusion_maps(model, x28, patch, stride)[class_index]
+
+
+def occlusion_maps(model: keras.Model, x28, patch: int = 4, stride: int = 2) -> np.ndarray:
+    """(10, 28, 28): for every class, the drop of its probability (0 to 1, signed) when each
+    patch is blanked, averaged over the patches covering a pixel. One batch serves all classes."""
     base = _as_batch(x28)[0]
     size = INPUT_SHAPE[0]
     starts = list(range(0, size - patch + 1, stride))
@@ -296,11 +342,11 @@ def occlusion(
     batch = np.repeat(base[None], len(positions) + 1, axis=0)
     for k, (r, c) in enumerate(positions, start=1):
         batch[k, r : r + patch, c : c + patch] = 0.0
-    probs = keras.ops.convert_to_numpy(model(batch, training=False))[:, class_index]
-    heat = np.zeros((size, size), np.float32)
+    probs = keras.ops.convert_to_numpy(model(batch, training=False))
+    heat = np.zeros((NUM_CLASSES, size, size), np.float32)
     counts = np.zeros((size, size), np.float32)
     for k, (r, c) in enumerate(positions, start=1):
-        heat[r : r + patch, c : c + patch] += probs[0] - probs[k]
+        heat[:, r : r + patch, c : c + patch] += (probs[0] - probs[k])[:, None, None]
         counts[r : r + patch, c : c + patch] += 1
     return heat / np.maximum(counts, 1)
 
@@ -331,6 +377,51 @@ def activations(model: keras.Model, x28) -> list[LayerActivation]:
         LayerActivation(name, keras.ops.convert_to_numpy(o)[0])
         for (name, _), o in zip(picked, outs, strict=True)
     ]
+
+
+@dataclass
+class Trace:
+    """One input's way through the network, from the first convolution to the softmax."""
+
+    convs: list[LayerActivation]
+    """Every convolution layer's output (after its normalisation/activation), in order."""
+    dense: list[LayerActivation]
+    """Every hidden Dense layer's output, (units,) each, in order."""
+    logits: np.ndarray
+    """(10,) the last layer's scores before the softmax."""
+    probs: np.ndarray
+    """(10,) the softmax of the logits: the answer's probabilities."""
+
+
+def trace(model: keras.Model, x28) -> Trace:
+    """Every convolution layer's maps, every hidden Dense layer's units, the logits and the
+    softmax of one input, from one call of the network."""
+    layers = _feature_map_layers(model)
+    convs = [
+        (layer.name, _after_activation(layers, i))
+        for i, layer in enumerate(layers)
+        if isinstance(layer, keras.layers.Conv2D)
+    ]
+    last = _last_dense(model)
+    hidden = [
+        layer
+        for layer in model.layers
+        if isinstance(layer, keras.layers.Dense) and layer is not last
+    ]
+    outputs = [layer.output for _, layer in convs] + [layer.output for layer in hidden]
+    sub = keras.Model(model.inputs[0], [*outputs, last.input])
+    values = [keras.ops.convert_to_numpy(v)[0] for v in sub(_as_batch(x28)[:1], training=False)]
+    logits = keras.ops.convert_to_numpy(_logits(model, values[-1][None]))[0].astype(np.float64)
+    e = np.exp(logits - logits.max())
+    return Trace(
+        convs=[LayerActivation(name, v) for (name, _), v in zip(convs, values, strict=False)],
+        dense=[
+            LayerActivation(layer.name, v)
+            for layer, v in zip(hidden, values[len(convs) : -1], strict=True)
+        ],
+        logits=logits,
+        probs=e / e.sum(),
+    )
 
 
 # ----- calibrated confidence ------------------------------------------------------------------

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from core import records
 from core.models import BLOCK_SPECS, CONFIG_SPECS, MAX_BLOCKS, ConvBlock, ModelConfig
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ class RunInfo:
     name: str
     path: Path
     config: ModelConfig
-    history: dict[str, list[float]]
+    history: dict[str, Any]
     metrics: dict[str, float]
     meta: dict[str, Any] = field(default_factory=dict)
     builtin: bool = False
@@ -163,8 +164,8 @@ META_TYPES: dict[str, tuple[type, ...]] = {
     "saved_at": (int, float),
     "started_at": (int, float),
     "train_seconds": (int, float, type(None)),
-    "epochs_completed": (int,),
-    "train_samples": (int,),
+    "epochs_completed": (int, type(None)),  # None: an uploaded model, trained elsewhere
+    "train_samples": (int, type(None)),
     "user_examples": (int,),
 }
 """meta.json's keys that Digit Lab reads, and the JSON types each may hold (others are kept)."""
@@ -288,10 +289,19 @@ def _numbers(values: Any, what: str) -> list[float]:
         raise _Unreadable(f"{what} holds a number too large for a float") from None
 
 
-def _history_from_json(data: Any) -> dict[str, list[float]]:
+def _history_from_json(data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise _Unreadable(f"history.json holds {_kind(data)}, not an object of curves")
-    return {key: _numbers(values, f"history.json: {key}") for key, values in data.items()}
+    out: dict[str, Any] = {}
+    for key, values in data.items():
+        if key == "per_batch":  # the per-batch series, packed (core.records)
+            why = records.problem(values)
+            if why:
+                raise _Unreadable(f"history.json: {why}")
+            out[key] = values
+        else:
+            out[key] = _numbers(values, f"history.json: {key}")
+    return out
 
 
 def _metrics_from_json(data: Any) -> dict[str, float]:

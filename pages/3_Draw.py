@@ -22,7 +22,7 @@ except (RunError, explain.IncompatibleModelError) as exc:
     st.error(f"{exc}", icon=":material/error:")
     st.stop()
 
-left, right = st.columns([0.4, 0.6], gap="large")
+left, right = draw.input_and_answer()
 with left:
     source = draw.source_picker()
     image = draw.canvas_input() if source == "Draw" else draw.upload_input()

@@ -7,8 +7,13 @@ from pathlib import Path
 import pytest
 import streamlit as st
 
-from core.models import ConvBlock, ModelConfig
-from core.runs import RunStore
+from core import memory
+
+# Like the app (ui/__init__.py): set the process up before anything imports TensorFlow.
+memory.configure()
+
+from core.models import ConvBlock, ModelConfig  # noqa: E402
+from core.runs import RunStore  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BROWSER_TESTS = ROOT / "tests" / "browser"

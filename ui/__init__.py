@@ -2,3 +2,8 @@
 
 Pages call into this package; `core/` never imports it (nor Streamlit).
 """
+
+from core import memory
+
+# The app's process, set up once before any page imports TensorFlow (core.memory says why).
+memory.configure()

@@ -6,18 +6,26 @@ Each function draws one part of the page; `pages/3_Draw.py` lays them out. The w
 
 from __future__ import annotations
 
+import hashlib
+import threading
+
 import numpy as np
 import streamlit as st
 
-from core import charts, draw_session, drawing, explain
+from core import charts, draw_session, drawing, explain, memory
 from core.draw_session import Reading, a, pct
 from core.models import estimate_training_seconds, preset
 from core.runs import RunError
-from ui import resources, visitor
+from ui import model_upload, resources, visitor
 
+_DECODING = threading.Lock()
+"""One upload decodes at a time in the whole server: a large PNG costs up to 450 MB while it
+decodes, and several visitors uploading at once must not add those up."""
 CANVAS = 280
 """Side of the drawing square in pixels."""
 VIEWS = [*draw_session.METHODS, "Activations"]
+FILTERS_PER_PAGE = 16
+"""Filters shown at once per convolution layer; a pager reaches the others."""
 BIG = (
     "<div style='text-align:center;opacity:0.7'>{label}</div><div {attrs} style='font-size:7rem;"
     "font-weight:700;line-height:1;text-align:center;opacity:{opacity}'>{text}</div>"
@@ -26,9 +34,57 @@ BIG = (
 HTML = {"unsafe_allow_html": True}
 VIEW_HELP = (
     "Grad-CAM: where the last convolution layer found evidence. Saliency: the pixels the "
-    "score is most sensitive to. Occlusion: what covering each patch does to the probability. "
-    "Activations: what every convolution layer's filters respond to."
+    "score is most sensitive to. Occlusion: what covering each patch does to the probability, in "
+    "percentage points. Activations: every filter, the dense layer and the softmax."
 )
+
+
+CANVAS_FIX = """<script>
+(() => {
+  // streamlit-drawable-canvas keeps an invisible toolbar over the top right strip of the canvas
+  // (140 x 30 px) until the pointer has hovered there for 0.1 s: a stroke that starts there, as
+  // a finger's always does, draws nothing. The page has its own Clear, so the toolbar goes. The
+  // canvas lives in a shadow root, out of reach of the page's CSS: the style goes inside it.
+  if (window.__digitlabCanvasFix) return;
+  window.__digitlabCanvasFix = true;
+  const css = ".dc-toolbar { display: none !important; }";
+  const fix = () => {
+    const hosts = document.querySelectorAll(
+      "[class*='st-key-draw_canvas_'] [data-testid='stBidiComponentIsolated']");
+    for (const host of hosts) {
+      const root = host.shadowRoot;
+      if (!root || root.querySelector("style[data-digitlab]")) continue;
+      const style = document.createElement("style");
+      style.dataset.digitlab = "toolbar";
+      style.textContent = css;
+      root.appendChild(style);
+      new MutationObserver(fix).observe(root, { childList: true });
+    }
+  };
+  new MutationObserver(fix).observe(document.body, { childList: true, subtree: true });
+  fix();
+  // The canvas sends a finished stroke 200 ms after the pointer lifts (a debounce); its own
+  // "send now" button, hidden with the toolbar, sends it at once: the answer comes 0.2 s sooner.
+  let drawing = null;
+  document.addEventListener("pointerdown", (event) => {
+    const host = event.target.closest &&
+      event.target.closest("[data-testid='stBidiComponentIsolated']");
+    drawing = host && host.closest("[class*='st-key-draw_canvas_']") ? host : null;
+  }, true);
+  document.addEventListener("pointerup", () => {
+    const host = drawing;
+    drawing = null;
+    // After the canvas's own handlers (and their microtasks) have kept the stroke.
+    if (host) setTimeout(() => {
+      const send = host.shadowRoot &&
+        host.shadowRoot.querySelector("button[title='Update the app with this drawing']");
+      if (send) send.click();
+    }, 0);
+  }, true);
+})();
+</script>"""
+"""Hides the canvas's toolbar, which otherwise swallows strokes that start under it, and sends
+each finished stroke at once (bench_canvas_replay.py measured both)."""
 
 
 def new_input() -> None:
@@ -70,8 +126,17 @@ def no_model() -> None:
     )
 
 
+def input_and_answer():
+    """Two containers side by side: the input, as wide as the canvas, and the answer beside it,
+    or below it when the two do not fit (a phone, or a narrow window with the sidebar open), so
+    the canvas is never clipped."""
+    row = st.container(horizontal=True, gap="large")
+    return row.container(width=CANVAS), row.container(width="stretch")
+
+
 def source_picker() -> str:
     """Draw or Upload; a change starts a new input."""
+    model_upload.model_upload("draw")
     return st.segmented_control(
         "Input",
         ["Draw", "Upload"],
@@ -101,9 +166,12 @@ def canvas_input() -> np.ndarray | None:
         key=f"draw_canvas_{st.session_state.draw_canvas_id}",
         on_change=new_input,
     )
-    brush, clear = st.columns([0.7, 0.3], vertical_alignment="bottom")
-    brush.slider("Brush width", 6, 40, 18, key="draw_brush")
-    clear.button("Clear", icon=":material/delete:", key="draw_clear", on_click=clear_canvas)
+    st.html(CANVAS_FIX, unsafe_allow_javascript=True)
+    row = st.container(horizontal=True, vertical_alignment="bottom")
+    row.slider("Brush width", 6, 40, 18, key="draw_brush")
+    row.button(
+        "Clear", icon=":material/delete:", key="draw_clear", on_click=clear_canvas, width="content"
+    )
     return result.image_data if result is not None else None
 
 
@@ -117,11 +185,29 @@ def upload_input() -> np.ndarray | None:
     )
     if upload is None:
         return None
-    try:
-        return draw_session.load_upload(upload.getvalue())
-    except drawing.ImageError as exc:
-        st.error(f"{upload.name}: {exc}", icon=":material/broken_image:")
-        return None
+    data = upload.getvalue()
+    image, problem = decoded_upload(hashlib.sha256(data).hexdigest(), data)
+    if problem is not None:
+        st.error(f"{upload.name}: {problem}", icon=":material/broken_image:")
+    return image
+
+
+# One entry: at most a 1024x1024 RGBA uint8 picture, 4 MB (draw_session.MAX_UPLOAD_SIDE).
+@st.cache_data(max_entries=8, show_spinner="Reading the picture…")
+def decoded_upload(digest: str, _data: bytes) -> tuple[np.ndarray | None, str | None]:
+    """(the upload decoded and shrunk, None) or (None, why it is unusable), once per file.
+
+    Keyed by the file's SHA-256, so a rerun (any click on the page) and another tab with the same
+    file reuse it (Streamlit computes a key once while the others wait): decoding a 6300x6300
+    RGBA PNG takes 5 s and 450 MB at its peak. What the decoder freed goes back to the system.
+    """
+    with _DECODING:
+        try:
+            return draw_session.load_upload(_data), None
+        except drawing.ImageError as exc:
+            return None, str(exc)
+        finally:
+            memory.trim_heap()
 
 
 def answer_panel(
@@ -135,7 +221,7 @@ def answer_panel(
     if reading is None:
         waiting(big, info, source, image)
     else:
-        answer(big, info, reading.verdict, calibration)
+        answer(big, info, reading.verdict, calibration, draw_session.input_code(reading.x28))
     probs = reading.probs if reading is not None else np.zeros(10)
     st.plotly_chart(charts.probability_bars(probs), key="draw_probs")
 
@@ -159,12 +245,18 @@ def waiting(big, info, source: str, image: np.ndarray | None) -> None:
         st.metric("Confidence", "–")
 
 
-def answer(big, info, verdict: explain.Verdict, calibration: explain.Calibration | None) -> None:
-    """The big answer (faded when unsure), its confidence, the top three and the verdict."""
+def answer(
+    big, info, verdict: explain.Verdict, calibration: explain.Calibration | None, code: str = ""
+) -> None:
+    """The big answer (faded when unsure), its confidence, the top three and the verdict.
+
+    The answer carries the 28x28 input it was computed from (`code`, see
+    draw_session.input_code), so a browser test can compare it with the offline path.
+    """
     big.markdown(
         BIG.format(
             label="best guess, not sure" if verdict.unsure else "the answer",
-            attrs="data-testid='draw-answer'",
+            attrs=f"data-testid='draw-answer' data-input='{code}'",
             opacity=0.45 if verdict.unsure else 1,
             text=verdict.predicted,
         ),
@@ -243,27 +335,59 @@ def explanation_pickers(reading: Reading | None) -> tuple[str, int | None]:
 
 
 def activations(model, reading: Reading) -> None:
-    """What every convolution layer's filters respond to in the drawing."""
-    st.caption("What each convolution layer's filters respond to in your digit (first 16 filters).")
-    for layer in explain.activations(model, reading.x28):
+    """The drawing's way through the network: every filter of every convolution layer (a page
+    of FILTERS_PER_PAGE at a time), the dense layer's units, then the scores and their softmax."""
+    trace = explain.trace(model, reading.x28)
+    st.caption(
+        "Your digit's way through the network, as in CNN Explainer: each convolution filter "
+        "lights up where it finds its pattern (brighter is stronger, on one scale per layer); "
+        "the dense layer's units weigh all of those maps; the output layer scores each digit, "
+        "and the softmax turns the scores into the probabilities above."
+    )
+    for layer in trace.convs:
         h, w, n = layer.array.shape
+        pages = [f"{i + 1}–{min(i + FILTERS_PER_PAGE, n)}" for i in range(0, n, FILTERS_PER_PAGE)]
+        shown = st.segmented_control(
+            f"{layer.name}: {n} filters of {h}×{w}; show filters",
+            pages,
+            default=pages[0],
+            required=True,
+            key=f"draw_filters_{layer.name}",
+        )
+        start = pages.index(shown) * FILTERS_PER_PAGE if shown in pages else 0
         st.plotly_chart(
-            charts.activation_grid(layer.array, title=f"{layer.name}: {h}×{w}, {n} filters"),
+            charts.filter_grid(layer.array, start, FILTERS_PER_PAGE),
             key=f"draw_act_{layer.name}",
         )
+    for layer in trace.dense:
+        st.plotly_chart(
+            charts.dense_units(
+                layer.array, f"{layer.name}: {layer.array.size} units (the ten strongest in blue)"
+            ),
+            key=f"draw_dense_{layer.name}",
+        )
+    st.plotly_chart(charts.logits_and_softmax(trace.logits, trace.probs), key="draw_softmax")
 
 
 def explanation_map(model, reading: Reading, view: str, target: int) -> None:
-    """The `view` map for `target` over the input, with what it shows and the probabilities."""
+    """The `view` map for `target` over the input, on the answer's scale, with what it shows."""
     method = draw_session.METHODS[view]
-    heat = draw_session.explanation(model, reading.x28, view, target)
+    predicted = reading.verdict.predicted
+    heat = draw_session.explanation(model, reading.x28, view, target, predicted)
     c1, c2 = st.columns([0.45, 0.55])
     c1.plotly_chart(
-        charts.overlay_figure(reading.x28, heat, f"{view} for {target}", method.signed),
+        charts.scaled_overlay(
+            reading.x28, heat.values, f"{view} for {target}", heat.signed, heat.limit, heat.unit
+        ),
         key="draw_heat",
     )
     c2.markdown(f"**{view}** shows {method.meaning}.")
-    c2.markdown(draw_session.target_text(target, reading.verdict.predicted, reading.probs))
+    c2.markdown(draw_session.target_text(target, predicted, reading.probs))
+    if not method.signed and target != predicted:
+        c2.caption(
+            f"On the same scale as the map of the answer ({predicted}): a digit the model gives "
+            "little chance stays dark."
+        )
 
 
 def teach_back(reading: Reading | None) -> None:

@@ -11,12 +11,13 @@ import streamlit as st
 from core import charts, train_form
 from core.data import MnistData
 from core.drawing import enlarge
-from core.engine import Job, JobRequest
+from core.engine import Engine, EngineError, Job, JobRequest
 from core.training import JobState, ProgressSnapshot
 from ui import resources, visitor
 
 JOB = "train_job"
 PICK = "train_job_pick"
+ENGINE_ERROR = "train_engine_error"
 ICONS = {
     "queued": ":material/hourglass_top:",
     "running": ":material/directions_run:",
@@ -35,15 +36,25 @@ def owner() -> str:
 def _start(config, use_examples: bool) -> None:
     """on_click of Train: queue the job; the same run already draws Train disabled."""
     extra = resources.get_examples(visitor.me()).load() if use_examples else None
-    job = resources.get_engine().submit(JobRequest(config, owner=owner(), extra_examples=extra))
+    try:
+        job = resources.get_engine().submit(JobRequest(config, owner=owner(), extra_examples=extra))
+    except EngineError as exc:
+        st.session_state[ENGINE_ERROR] = str(exc)
+        return
     st.session_state[JOB] = job.id
     st.session_state[PICK] = job.id  # the watch picker follows the new job
 
 
 def train_button(config, errors: dict[str, str], unshown: list[str]) -> bool:
-    """Train, disabled while the form has errors or this visitor's job still runs; whether the
-    visitor has a job that has not ended."""
-    mine = [j for j in resources.get_engine().jobs(owner()) if not j.state.done]
+    """Train, disabled while the form has errors, the engine cannot take jobs, or this visitor's
+    job still runs; whether the visitor has a job that has not ended."""
+    try:
+        engine = resources.get_engine()
+        down = engine.problem()
+        mine = [j for j in engine.jobs(owner()) if not j.state.done]
+    except EngineError as exc:
+        down, mine = str(exc), []
+    problem = st.session_state.pop(ENGINE_ERROR, None) or down
     st.button(
         "Train",
         type="primary",
@@ -51,13 +62,15 @@ def train_button(config, errors: dict[str, str], unshown: list[str]) -> bool:
         key="train_start",
         on_click=_start,
         args=(config, bool(st.session_state.get("train_use_examples"))),
-        disabled=bool(errors) or bool(mine),
+        disabled=bool(errors) or bool(mine) or down is not None,
         help="Fix the fields marked in red first."
         if errors
         else "Your job is still running: stop it or let it finish first."
         if mine
         else None,
     )
+    if problem:
+        st.error(problem, icon=":material/cloud_off:")
     if errors:
         st.error(
             "Nothing starts until the fields marked above are fixed."
@@ -66,9 +79,18 @@ def train_button(config, errors: dict[str, str], unshown: list[str]) -> bool:
     return bool(mine)
 
 
+def engine() -> Engine | None:
+    """The engine, or None when it cannot be made (a bad Redis URL: train_button says why)."""
+    try:
+        return resources.get_engine()
+    except EngineError:
+        return None
+
+
 def queue_view() -> None:
     """Everyone's place in the queue, without saying who the others are."""
-    entries = resources.get_engine().queue(owner())
+    current = engine()
+    entries = current.queue(owner()) if current is not None else []
     if not entries:
         return
     lines = []
@@ -82,7 +104,10 @@ def queue_view() -> None:
 def chosen_job() -> Job | None:
     """The job to watch: one of this visitor's (an operator sees every job): the one started or
     picked here, else the one training, else the next in line, else the latest."""
-    engine = resources.get_engine()
+    try:
+        engine = resources.get_engine()
+    except EngineError:
+        return None  # train_button says why
     jobs = engine.jobs() if visitor.is_admin() else engine.jobs(owner())
     ids = [j.id for j in jobs]
     if st.session_state.get(JOB) not in ids and jobs:
@@ -121,15 +146,35 @@ def watch(job: Job, data: MnistData) -> None:
 def _live(job: Job, data: MnistData) -> None:
     snap = job.snapshot()
     _status(snap)
-    _stop_button(job, snap)
+    stop, scale = st.columns([0.12, 0.88], vertical_alignment="center")
+    with stop:
+        _stop_button(job, snap)
+    log_x = scale.toggle(
+        "Log-scale x",
+        key="train_log_x",
+        help="Spread out the first batches, where most of the learning happens.",
+    )
     smooth = st.session_state.get("train_smoothing", 0.6)
     for col, metric in zip(st.columns(2), ("loss", "accuracy"), strict=True):
         col.plotly_chart(
             charts.training_curves(
-                snap.batch_history, snap.epoch_history, metric, smooth, snap.steps_per_epoch
+                snap.batch_history,
+                snap.epoch_history,
+                metric,
+                smooth,
+                snap.steps_per_epoch,
+                log_x=log_x,
+                early_stopping=snap.early_stopping,
             ),
             key=f"train_chart_{metric}",
         )
+    st.plotly_chart(
+        charts.learning_rate_curve(snap.batch_history, snap.steps_per_epoch, log_x=log_x),
+        key="train_chart_lr",
+    )
+    st.caption(
+        "Learning rate per batch: the size of each weight update, as the optimizer's schedule set it."
+    )
     _probes(job, snap, data)
     _results(snap)
     if snap.state.done and st.session_state.get("train_seen_done") != job.id:
@@ -157,7 +202,13 @@ def _status(snap: ProgressSnapshot) -> None:
         text += f" Place in the queue: **{snap.queue_position}**."
     (st.error if state == JobState.FAILED else st.markdown)(text)
     if state in (JobState.RUNNING, JobState.STOPPING) or state.done and snap.epoch:
-        st.progress(snap.fraction, text=train_form.progress_text(snap))
+        line = train_form.progress_text(snap)
+        fired = (snap.early_stopping or {}).get("stopped_epoch")
+        if fired:
+            line += f" · early stopping ended it after epoch {fired}"
+        elif state == JobState.STOPPED and snap.epochs_done % 1:
+            line += f" · stopped after {snap.epochs_done:.2f} epochs"
+        st.progress(snap.fraction, text=line)
 
 
 def _probes(job: Job, snap: ProgressSnapshot, data: MnistData) -> None:
@@ -165,7 +216,13 @@ def _probes(job: Job, snap: ProgressSnapshot, data: MnistData) -> None:
         return
     probs = snap.probe_predictions[-1]
     epochs = len(snap.probe_predictions) - 1
-    when = "before training" if epochs == 0 else f"after epoch {epochs}"
+    partial = epochs == len(snap.epoch_history.get("epoch", [])) and snap.epochs_done % 1
+    if epochs == 0:
+        when = "before training"
+    elif partial:
+        when = f"when stopped, after {snap.epochs_done:.2f} epochs"
+    else:
+        when = f"after epoch {epochs}"
     st.markdown(f"**The network's guesses for a dozen test digits, {when}**")
     st.caption("Each digit's guess and how sure the network is: green when right, red when wrong.")
     cols = st.columns(len(job.probe_index))

@@ -35,7 +35,9 @@ def _continue(run_name: str, config, use_examples: bool) -> None:
 
 def interrupted(busy: bool) -> None:
     """This visitor's interrupted jobs (an operator sees everyone's), each with Resume."""
-    engine = resources.get_engine()
+    engine = job_panel.engine()
+    if engine is None:
+        return
     found = engine.interrupted(visitor.me(), everyone=visitor.is_admin())
     if st.session_state.get("train_resume_error"):
         st.error(st.session_state["train_resume_error"], icon=":material/error:")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import charts, train_form
-from core.runs import COLUMN_FORMATS, DEFAULT_RUN, RunError, RunInfo
+from core import charts, export, records, train_form
+from core.runs import COLUMN_FORMATS, COLUMN_SPECS, DEFAULT_RUN, RunError, RunInfo
 from ui import resources, visitor
 
 
@@ -44,7 +44,7 @@ def _unreadable(bad) -> None:
 
 
 def _table(runs: list[RunInfo]) -> list[RunInfo]:
-    table = pd.DataFrame([r.row() for r in runs])
+    table = pd.DataFrame([_row(r) for r in runs])
     me = visitor.me()
     table.insert(1, "owner", [visitor.display_name(r.owner, me) for r in runs])
     table["test_accuracy"] = table["test_accuracy"] * 100
@@ -65,7 +65,80 @@ def _table(runs: list[RunInfo]) -> list[RunInfo]:
             "train_seconds": st.column_config.NumberColumn("train s", format="%.1f"),
         },
     )
-    return [runs[i] for i in picked.selection.rows] if picked else []
+    chosen = [runs[i] for i in picked.selection.rows] if picked else []
+    _exports(runs, chosen)
+    return chosen
+
+
+def _row(info: RunInfo) -> dict:
+    """A table row; an uploaded model's knob columns are blank, since nobody knows them."""
+    row = info.row()
+    if info.meta.get("uploaded"):
+        row.update({spec.knob.column: None for spec in COLUMN_SPECS})
+        row.update(preset="uploaded", blocks="")
+    return row
+
+
+def _exports(runs: list[RunInfo], chosen: list[RunInfo]) -> None:
+    """Download buttons: the runs table, and one run's history (the first selected by default)."""
+    table, pick, history = st.columns([0.3, 0.3, 0.4], vertical_alignment="bottom")
+    with table:
+        st.caption("The runs table")
+        a, b = st.columns(2)
+        a.download_button(
+            "CSV",
+            data=lambda: export.table_csv(runs),
+            file_name="digitlab-runs.csv",
+            mime="text/csv",
+            icon=":material/download:",
+            key="train_export_table_csv",
+        )
+        b.download_button(
+            "JSON",
+            data=lambda: export.table_json(runs),
+            file_name="digitlab-runs.json",
+            mime="application/json",
+            icon=":material/download:",
+            key="train_export_table_json",
+        )
+    offered = chosen or runs
+    names = [r.name for r in offered]
+    if st.session_state.get("train_export_run") not in names:
+        st.session_state["train_export_run"] = names[0]
+    name = pick.selectbox(
+        "History of run",
+        names,
+        key="train_export_run",
+        help="The runs selected in the table, or every run when none is selected.",
+    )
+    info = offered[names.index(name)]
+    with history:
+        a, b, c = st.columns(3)
+        a.download_button(
+            "Per epoch CSV",
+            data=lambda: export.history_csv(info.history),
+            file_name=f"{name}-history.csv",
+            mime="text/csv",
+            key="train_export_history_csv",
+        )
+        b.download_button(
+            "Per batch CSV",
+            data=lambda: export.history_csv(info.history, per_batch=True),
+            file_name=f"{name}-batches.csv",
+            mime="text/csv",
+            key="train_export_batches_csv",
+            disabled=not info.history.get("per_batch"),
+            help=None
+            if info.history.get("per_batch")
+            else "This run was saved before runs kept their per-batch curve.",
+        )
+        c.download_button(
+            "All as JSON",
+            data=lambda: export.run_json(info),
+            file_name=f"{name}.json",
+            mime="application/json",
+            key="train_export_history_json",
+        )
 
 
 def _compare(runs: list[RunInfo], chosen: list[RunInfo]) -> None:
@@ -79,16 +152,42 @@ def _compare(runs: list[RunInfo], chosen: list[RunInfo]) -> None:
         if not chosen:
             st.caption("Select rows in the table to overlay their curves.")
             return
-        metric = st.radio(
-            "Metric", ["accuracy", "loss"], horizontal=True, key="train_overlay_metric"
+        metric_col, kind_col, scale_col = st.columns([0.4, 0.35, 0.25], vertical_alignment="bottom")
+        metric = metric_col.radio(
+            "Metric",
+            ["accuracy", "loss", "learning_rate"],
+            format_func=lambda m: m.replace("_", " "),
+            horizontal=True,
+            key="train_overlay_metric",
         )
+        kind = kind_col.segmented_control(
+            "Points",
+            ["Per epoch", "Per batch, smoothed"],
+            default="Per epoch",
+            required=True,
+            key="train_overlay_kind",
+        )
+        log_x = scale_col.toggle("Log-scale x", key="train_overlay_log_x")
         st.plotly_chart(
-            charts.runs_overlay({r.name: r.history for r in chosen}, metric), key="train_overlay"
+            charts.runs_overlay(
+                {r.name: records.with_batches(r.history) for r in chosen},
+                metric,
+                per_batch=kind == "Per batch, smoothed",
+                smoothing=st.session_state.get("train_smoothing", 0.6),
+                log_x=log_x,
+                early_stopping={r.name: r.meta.get("early_stopping") for r in chosen},
+            ),
+            key="train_overlay",
+        )
+        st.caption(
+            "Open markers: an epoch cut short by Stop, at the epochs it trained. Stars: the best "
+            "epoch that early stopping kept; crosses: where it fired."
         )
     elif view:
+        trained = [r for r in runs if not r.meta.get("uploaded")]
         st.plotly_chart(
             charts.parallel_coordinates(
-                train_form.parallel_rows(runs), train_form.parallel_dimensions()
+                train_form.parallel_rows(trained), train_form.parallel_dimensions()
             ),
             key="train_parallel",
         )

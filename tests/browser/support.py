@@ -189,7 +189,7 @@ def wait_idle(tab, timeout: float = 60_000) -> None:
 def pick_option(tab, combobox: str, option: str, timeout: float = 60.0) -> None:
     """Choose an option of a selectbox, again if a rerun redraws the list under the click."""
     deadline = time.monotonic() + timeout
-    box = tab.get_by_role("combobox", name=combobox)
+    box = tab.get_by_role("combobox", name=combobox, exact=True)
     while True:
         wait_idle(tab)
         try:

@@ -76,10 +76,13 @@ def test_draw_a_seven_see_why_clear_then_a_one(page, app_server):
     page.get_by_role("option", name="why not a 1?").click()
     expect(page.get_by_text("The model gives 1 a probability of")).to_be_visible(timeout=WAIT)
     assert_no_exception(page)
-    # Every convolution layer's activations: the probabilities and two grids.
+    # The way through the network: the probabilities, two filter grids, the dense layer and the
+    # softmax; a pager reaches the last filters (the default model's second layer has 64).
     page.get_by_role("radio", name="Activations").click()
-    expect(page.get_by_test_id("stPlotlyChart")).to_have_count(3, timeout=WAIT)
+    expect(page.get_by_test_id("stPlotlyChart")).to_have_count(5, timeout=WAIT)
     expect(page.get_by_role("combobox", name="For the digit")).to_be_disabled(timeout=WAIT)
+    page.get_by_role("radio", name="49–64").click()
+    expect(page.get_by_text("filter 64", exact=True)).to_be_visible(timeout=WAIT)
     assert_no_exception(page)
     # Clear, then a 1: one vertical stroke.
     page.get_by_role("button", name="Clear", exact=True).click()

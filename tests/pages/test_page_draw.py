@@ -149,10 +149,35 @@ def test_why_not_another_digit_and_every_view(app_env, canvas, mnist):
         at.segmented_control(key="draw_view").set_value(view).run()
         assert not at.exception
         assert f"{view} for 1" in json.dumps(plotly(at, "draw_heat")["layout"]["title"])
+    # Occlusion in percentage points, on a signed scale that says so.
+    heat = plotly(at, "draw_heat")["data"][1]
+    assert heat["colorbar"]["title"]["text"] == "probability drop (pp)"
+    assert heat["zmin"] == -heat["zmax"] and heat["zmax"] >= 1.0
+    at.segmented_control(key="draw_view").set_value("Saliency").run()
+    saliency = plotly(at, "draw_heat")["data"][1]
+    assert saliency["colorbar"]["title"]["text"] == "1 = the answer's brightest pixel"
+    assert "On the same scale as the map of the answer (7)" in page_text(at)
     at.segmented_control(key="draw_view").set_value("Activations").run()
     assert at.selectbox(key="draw_target").disabled  # the class does not apply there
     grids = [c for c in at.get("plotly_chart") if "draw_act_" in c.proto.id]
     assert len(grids) == 2  # the default model has two convolution layers
+    # Every filter is reachable: a pager per layer, 16 filters a page, up to its last filter.
+    for grid in grids:
+        name = grid.proto.id.split("draw_act_", 1)[1].split("-")[0]
+        pager = at.segmented_control(key=f"draw_filters_{name}")
+        last = int(pager.options[-1].split("–")[1])
+        assert pager.options == [f"{i + 1}–{min(i + 16, last)}" for i in range(0, last, 16)]
+        pager.set_value(pager.options[-1]).run()
+        titles = [a["text"] for a in plotly(at, f"draw_act_{name}")["layout"]["annotations"]]
+        assert titles[-1] == f"filter {last}" and len(titles) == last - 16 * (
+            len(pager.options) - 1
+        )
+    assert last >= 32  # the last layer of the default model has more filters than one page
+    # Then the dense layer's units and the scores with their softmax.
+    dense = [c for c in at.get("plotly_chart") if "draw_dense_" in c.proto.id]
+    assert len(dense) >= 1 and len(json.loads(dense[0].proto.spec)["data"][0]["x"]) > 10
+    softmax = plotly(at, "draw_softmax")
+    assert len(softmax["data"]) == 2
     # Back to the answer itself.
     at.segmented_control(key="draw_view").set_value("Grad-CAM").run()
     at.selectbox(key="draw_target").set_value(None).run()

@@ -11,12 +11,16 @@ def test_preset_fills_the_form(app_env):
     at.segmented_control(key="train_preset").set_value("fast").run()
     assert at.number_input(key="train_b0_filters").value == 16
     assert at.number_input(key="train_batch_size").value == 256
-    assert at.number_input(key="train_epochs").value == 4
+    assert at.number_input(key="train_epochs").value == 2
+    assert at.number_input(key="train_first_stride").value == 2
+    assert at.slider(key="train_label_smoothing").value == 0.1
     assert at.selectbox(key="train_lr_schedule").value == "one_cycle"
     at.segmented_control(key="train_preset").set_value("tutorial").run()
     assert at.number_input(key="train_b0_convs").value == 2
     assert at.number_input(key="train_batch_size").value == 32
     assert at.number_input(key="train_epochs").value == 10
+    assert at.number_input(key="train_first_stride").value == 1
+    assert at.slider(key="train_label_smoothing").value == 0.0
     # The whole configuration is in the URL.
     assert at.query_params["epochs"] == "10" and at.query_params["blocks"] == "32-3-2-p-0.25"
     assert "600,810 parameters" in page_text(at)

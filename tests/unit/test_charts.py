@@ -251,3 +251,126 @@ def test_counts_histogram_and_comparisons():
     comp = charts.per_class_comparison([0.99] * 10, [0.95] * 10, "big", "small")
     assert [t.name for t in comp.data] == ["big", "small"]
     assert np.allclose(np.asarray(comp.data[1].y, float), 95)
+
+
+def test_a_stopped_epoch_sits_at_the_epochs_it_trained_and_looks_partial():
+    batch = {"step": [1, 2, 3, 4, 5, 6], "loss": [2.0, 1.5, 1.0, 0.9, 0.8, 0.7]}
+    # Stopped two batches into epoch 2 of 4 batches: Keras still logs "epoch 2".
+    epoch = {"epoch": [1, 2], "epochs_done": [1.0, 1.5], "loss": [1.2, 0.8], "val_loss": [1.1, 0.9]}
+    fig = charts.training_curves(batch, epoch, "loss", 0.0, batches_per_epoch=4)
+    by_name = {t.name: t for t in fig.data}
+    val = by_name["validation"]
+    assert np.allclose(np.asarray(val.x, float), [1.0, 1.5])
+    assert list(val.marker.symbol) == ["circle", "circle-open"]
+    assert val.text[0] == "" and "1.50 epochs" in val.text[1]
+    # Old runs without "epochs_done" keep their points on whole epochs, all filled.
+    old = charts.training_curves({}, {"epoch": [1, 2], "loss": [0.3, 0.2]}, "loss")
+    assert np.allclose(np.asarray(old.data[0].x, float), [1, 2])
+    assert list(old.data[0].marker.symbol) == ["circle", "circle"]
+
+
+def test_early_stopping_marks_the_best_and_the_firing_epoch_on_validation():
+    epoch = {"epoch": [1, 2, 3, 4, 5], "loss": [0.9, 0.5, 0.4, 0.3, 0.2]}
+    epoch["val_loss"] = [1.0, 0.5, 0.6, 0.7, 0.8]
+    record = {"best_epoch": 2, "stopped_epoch": 5, "restored": True}
+    fig = charts.training_curves({}, epoch, "loss", early_stopping=record)
+    by_name = {t.name: t for t in fig.data}
+    best = by_name["best epoch 2, weights kept"]
+    fired = by_name["early stopping fired after epoch 5"]
+    assert (list(best.x), list(best.y)) == ([2.0], [0.5])  # the validation value of epoch 2
+    assert (list(fired.x), list(fired.y)) == ([5.0], [0.8])
+    assert best.marker.symbol == "star" and fired.marker.symbol == "x"
+    # Not fired (0) and not restored: only the best epoch, without "weights kept".
+    quiet = charts.training_curves(
+        {}, epoch, "loss", early_stopping={"best_epoch": 2, "stopped_epoch": 0}
+    )
+    assert [t.name for t in quiet.data][-1] == "best epoch 2"
+
+
+def test_log_scale_x_on_every_training_curve():
+    batch = {"step": [1, 2, 3, 4], "loss": [2.0, 1.0, 0.8, 0.5], "learning_rate": [0.1] * 4}
+    epoch = {"epoch": [1, 2], "loss": [1.5, 0.6]}
+    linear = charts.training_curves(batch, epoch, "loss", batches_per_epoch=2)
+    assert linear.layout.xaxis.type is None and linear.layout.xaxis.rangemode == "tozero"
+    log = charts.training_curves(batch, epoch, "loss", batches_per_epoch=2, log_x=True)
+    assert log.layout.xaxis.type == "log" and log.layout.xaxis.rangemode is None
+    assert "log scale" in log.layout.xaxis.title.text
+    assert charts.learning_rate_curve(batch, 2, log_x=True).layout.xaxis.type == "log"
+    overlay = charts.runs_overlay({"a": epoch}, "loss", log_x=True)
+    assert overlay.layout.xaxis.type == "log"
+
+
+def test_learning_rate_per_epoch_uses_the_partial_epoch_position():
+    history = {"epoch": [1, 2], "epochs_done": [1.0, 1.25], "learning_rate": [0.01, 0.001]}
+    fig = charts.learning_rate_curve(history)
+    assert np.allclose(np.asarray(fig.data[0].x, float), [1.0, 1.25])
+
+
+def test_runs_overlay_per_batch_is_smoothed_and_old_runs_fall_back_to_epochs():
+    new = {
+        "epoch": [1],
+        "loss": [1.0],
+        "per_batch": {"step": [1, 2, 3], "epochs_done": [0.5, 1.0, 1.5], "loss": [1.0, 2.0, 3.0]},
+    }
+    old = {"epoch": [1, 2], "loss": [0.9, 0.7], "val_loss": [0.8, 0.75]}
+    fig = charts.runs_overlay({"new": new, "old": old}, "loss", per_batch=True, smoothing=0.5)
+    by_name = {t.name: t for t in fig.data}
+    assert set(by_name) == {
+        "new (per batch, smoothed)",
+        "old (train per epoch: no per-batch record)",
+    }
+    smooth = by_name["new (per batch, smoothed)"]
+    assert np.allclose(np.asarray(smooth.x, float), [0.5, 1.0, 1.5])
+    # TensorBoard's EMA with weight 0.5, by hand (as in test_ema_passes_nans...).
+    hand = [0.5 / 0.5, (0.25 + 1.0) / 0.75, (0.625 + 1.5) / 0.875]
+    assert np.allclose(np.asarray(smooth.y, float), hand)
+    assert np.allclose(
+        np.asarray(by_name["old (train per epoch: no per-batch record)"].y, float), [0.9, 0.7]
+    )
+    # Per epoch, the same runs are dashed training and solid validation lines.
+    per_epoch = {t.name for t in charts.runs_overlay({"new": new, "old": old}, "loss").data}
+    assert per_epoch == {"new (train)", "old (train)", "old (validation)"}
+
+
+def test_runs_overlay_learning_rate_and_early_stopping_marks():
+    a = {"epoch": [1, 2, 3], "learning_rate": [0.1, 0.01, 0.001], "val_loss": [0.5, 0.4, 0.6]}
+    a["loss"] = [0.7, 0.5, 0.4]
+    lr = charts.runs_overlay({"a": a}, "learning_rate")
+    assert [t.name for t in lr.data] == ["a (train)"]
+    assert lr.layout.yaxis.type == "log"  # three decades
+    marks = charts.runs_overlay(
+        {"a": a}, "loss", early_stopping={"a": {"best_epoch": 2, "stopped_epoch": 3}}
+    )
+    names = [t.name for t in marks.data]
+    assert "a: best epoch 2" in names and "a: early stopping fired after epoch 3" in names
+    star = marks.data[names.index("a: best epoch 2")]
+    assert (list(star.x), list(star.y)) == ([2.0], [0.4])
+
+
+def test_confusion_pair_shares_one_colour_scale():
+    a = np.array([[8, 2], [1, 9]])
+    b = np.array([[5, 5], [0, 10]])
+    left, right = charts.confusion_pair(a, b, "small", "big")
+    # Diagonal hidden by default: the largest mistake of either run tops both scales (b's 5).
+    assert left.data[0].zmax == right.data[0].zmax == 5
+    assert np.isnan(np.asarray(left.data[0].z, float)[0, 0])
+    assert (left.layout.title.text, right.layout.title.text) == ("small", "big")
+    rows = charts.confusion_pair(a, b, "small", "big", normalize=True, show_diagonal=True)
+    assert rows[0].data[0].zmax == rows[1].data[0].zmax == 100.0  # b's row 1: 10 of 10
+    assert np.allclose(np.asarray(rows[0].data[0].z, float), [[80, 20], [10, 90]])
+
+
+def test_a_constant_learning_rate_is_a_flat_line_at_its_value_from_zero():
+    batch = {"step": [1, 2, 3], "learning_rate": [0.01] * 3}
+    fig = charts.learning_rate_curve(batch, 3)
+    assert list(fig.layout.yaxis.range) == pytest.approx([0, 0.0115])
+    overlay = charts.runs_overlay(
+        {"a": {"epoch": [1, 2], "learning_rate": [0.01, 0.005]}}, "learning_rate"
+    )
+    assert list(overlay.layout.yaxis.range) == pytest.approx([0, 0.0115])
+    assert (
+        charts.learning_rate_curve(
+            {"step": [1, 2], "learning_rate": [1.0, 0.01]}
+        ).layout.yaxis.range
+        is None
+    )

@@ -56,6 +56,7 @@ def test_resume_after_a_restart_continues_the_curve(mnist, tmp_path, monkeypatch
     def remember(self):
         model = real_model(self)
         started["weights"] = [w.copy() for w in model.get_weights()]
+        started["model"] = model  # a finished job lets go of its model: keep it here
         return model
 
     monkeypatch.setattr(TrainingJob, "_model", remember)
@@ -70,7 +71,7 @@ def test_resume_after_a_restart_continues_the_curve(mnist, tmp_path, monkeypatch
     assert len(snap.batch_history["step"]) == 3 * steps
     assert snap.batch_history["step"] == [float(s) for s in range(1, 3 * steps + 1)]
     # The optimizer carried on too: its step count continues from the checkpoint's.
-    assert int(resumed.model.optimizer.iterations.numpy()) == 3 * steps
+    assert int(started["model"].optimizer.iterations.numpy()) == 3 * steps
     run = store.get(resumed.run_name)
     assert run.history["epoch"] == [1.0, 2.0, 3.0] and run.meta["resumed"] is True
     assert run.owner == "abc1" and run.config.epochs == 3

@@ -14,9 +14,11 @@ from core.models import (
     ConvBlock,
     ModelConfig,
     build_model,
+    feature_map_walk,
     flops_per_image,
     learning_rate_schedule,
     make_callbacks,
+    make_loss,
     make_optimizer,
     preset,
     summarize,
@@ -99,7 +101,48 @@ def test_inner_layers_of_another_preset_can_be_read():
     model = build_model(preset("fast"))
     sub = keras.Model(model.inputs[0], model.get_layer("conv1_1").output)
     out = sub(np.zeros((2, 28, 28, 1), np.float32))
-    assert tuple(out.shape) == (2, 26, 26, 16)
+    # A 5x5 valid convolution with stride 2: (28 - 5) // 2 + 1 = 12.
+    assert tuple(out.shape) == (2, 12, 12, 16)
+
+
+def test_fast_preset_strides_only_its_first_convolution():
+    model = build_model(preset("fast"))
+    conv1, conv2 = model.get_layer("conv1_1"), model.get_layer("conv2_1")
+    assert tuple(conv1.strides) == (2, 2) and tuple(conv1.kernel_size) == (5, 5)
+    assert tuple(conv2.strides) == (1, 1)
+    # 28 -> 5x5 stride 2 -> 12 (no pooling) -> 3x3 -> 10 -> pool -> 5; flatten 5*5*32 = 800.
+    assert tuple(model.get_layer("flatten").output.shape) == (None, 800)
+    macs = 12 * 12 * 25 * 16 + 10 * 10 * 9 * 16 * 32 + 800 * 128 + 128 * 10
+    assert flops_per_image(preset("fast")) == macs == 622_080
+
+
+@pytest.mark.parametrize("padding", ["valid", "same"])
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_feature_map_walk_matches_the_built_model_with_a_strided_first_conv(name, padding):
+    cfg = dataclasses.replace(preset(name), first_stride=2, padding=padding)
+    model = build_model(cfg, compile=False)
+    built = [
+        int(layer.output.shape[1])
+        for layer in model.layers
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.MaxPooling2D))
+    ]
+    assert [layer.size_out for layer in feature_map_walk(cfg)] == built
+
+
+def test_label_smoothing_moves_the_targets_towards_uniform():
+    assert build_model(preset("tutorial")).loss == "categorical_crossentropy"
+    loss = make_loss(preset("fast"))
+    assert isinstance(loss, keras.losses.CategoricalCrossentropy)
+    assert build_model(preset("fast")).loss.get_config()["label_smoothing"] == 0.1
+    y = np.eye(10, dtype=np.float32)[[3, 7]]
+    p = np.full((2, 10), 0.02, np.float32)
+    p[0, 3] = p[1, 1] = 0.82
+    # Smoothed targets by hand: 0.9 on the label plus 0.1 spread over all ten classes.
+    target = y * 0.9 + 0.01
+    expected = float(np.mean(-(target * np.log(p)).sum(axis=1)))
+    assert float(loss(y, p)) == pytest.approx(expected, rel=1e-5)
+    plain = float(np.mean(-(y * np.log(p)).sum(axis=1)))
+    assert expected != pytest.approx(plain)
 
 
 # ----- validation --------------------------------------------------------------------------
@@ -125,6 +168,10 @@ BASE = ModelConfig()
         ({"conv_blocks": (ConvBlock(32, 11, 1, True, 0.0),)}, "conv_blocks[0].kernel_size", "between 1 and 9"),
         ({"augment": True, "rotation": 90.0}, "rotation", "between 0 and 45"),
         ({"optimizer": "adagrad"}, "optimizer", "adam, sgd, rmsprop"),
+        ({"first_stride": 3}, "first_stride", "between 1 and 2"),
+        ({"first_stride": 0}, "first_stride", "between 1 and 2"),
+        ({"label_smoothing": 0.6}, "label_smoothing", "between 0 and 0.5"),
+        ({"label_smoothing": -0.1}, "label_smoothing", "between 0 and 0.5"),
         ({"train_samples": 200, "batch_size": 500}, "batch_size", "larger than the 200 training samples"),
         # 28 -> 26 -> 24 -> pool 12 -> 8 -> pool 4: a 5x5 kernel no longer fits.
         ({"conv_blocks": (ConvBlock(32, 3, 2, True, 0), ConvBlock(64, 5, 1, True, 0), ConvBlock(64, 5, 1, True, 0))}, "conv_blocks[2].kernel_size", "larger than the 4x4 feature map"),

@@ -1,16 +1,21 @@
 """core.training: the callback driven with made-up logs, then real jobs on a few hundred digits."""
 
 import dataclasses
+import gc
 import math
+import os
+import subprocess
+import sys
 import threading
 import time
 import types
+import weakref
 
 import keras
 import numpy as np
 import pytest
 
-from core import training
+from core import memory, training
 from core.data import MnistData
 from core.training import (
     JobRegistry,
@@ -21,7 +26,7 @@ from core.training import (
     TrainingJob,
     probe_indices,
 )
-from tests.conftest import TINY_CONFIG
+from tests.conftest import ROOT, TINY_CONFIG
 
 # ----- layer 2a: the callback with made-up logs (no training) ------------------------------
 
@@ -236,8 +241,22 @@ def model_accuracy(model, data):
     return loss, accuracy
 
 
+def keep_built_models(monkeypatch) -> list:
+    """Make training.build_model keep every model it builds, so a test can read it afterwards."""
+    built = []
+    real_build = training.build_model
+
+    def recording_build(*args, **kwargs):
+        built.append(real_build(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(training, "build_model", recording_build)
+    return built
+
+
 @pytest.mark.slow
-def test_a_job_trains_evaluates_and_saves(small, registry, store):
+def test_a_job_trains_evaluates_and_saves(small, registry, store, monkeypatch):
+    built = keep_built_models(monkeypatch)
     job = TrainingJob(TINY_CONFIG, small, store=store).start(registry)
     assert job.wait(DEADLINE), "job did not end"
     snap = job.snapshot()
@@ -250,7 +269,7 @@ def test_a_job_trains_evaluates_and_saves(small, registry, store):
     assert len(snap.probe_predictions) == 3 and snap.probe_predictions[0].shape == (12, 10)
     assert snap.fraction == 1.0 and snap.queue_position is None
     # The job's test figures are Keras's own on the same test digits.
-    loss, accuracy = model_accuracy(job.model, small)
+    loss, accuracy = model_accuracy(built[0], small)
     assert snap.test_metrics["test_accuracy"] == pytest.approx(accuracy, abs=1e-4)
     assert snap.test_metrics["test_loss"] == pytest.approx(loss, abs=1e-4)
     assert accuracy > 0.3  # 16 batches are enough to beat chance (0.1) by far
@@ -265,15 +284,16 @@ def test_a_job_trains_evaluates_and_saves(small, registry, store):
 
 @pytest.mark.slow
 def test_stop_ends_early_and_keeps_what_was_learned(small, registry, store, monkeypatch):
-    built = []
+    initial = []
     real_build = training.build_model
 
     def recording_build(*args, **kwargs):
         model = real_build(*args, **kwargs)
-        built.append([w.copy() for w in model.get_weights()])
+        initial.append([w.copy() for w in model.get_weights()])
         return model
 
     monkeypatch.setattr(training, "build_model", recording_build)
+    built = keep_built_models(monkeypatch)
     job = TrainingJob(LONG, small, store=store).start(registry)
     # Two batches: throughput, and so the time left, needs two points.
     running = wait_until(
@@ -295,8 +315,8 @@ def test_stop_ends_early_and_keeps_what_was_learned(small, registry, store, monk
     # What was learned is kept: the saved weights are the trained ones, not the initial ones.
     saved = store.load_model(job.run_name)
     trained = saved.get_weights()
-    assert all(np.array_equal(a, b) for a, b in zip(trained, job.model.get_weights(), strict=True))
-    assert any(not np.array_equal(a, b) for a, b in zip(trained, built[0], strict=True))
+    assert all(np.array_equal(a, b) for a, b in zip(trained, built[0].get_weights(), strict=True))
+    assert any(not np.array_equal(a, b) for a, b in zip(trained, initial[0], strict=True))
     loss, accuracy = model_accuracy(saved, small)
     assert info.test_accuracy == pytest.approx(accuracy, abs=1e-4)
 
@@ -412,3 +432,108 @@ def test_nan_loss_fails_the_job_with_the_reason(small, registry, store, monkeypa
     assert len(snap.batch_history["step"]) < cfg.epochs * snap.steps_per_epoch
     assert not snap.epoch_history.get("epoch")
     assert job.run_name is None and store.list_runs() == ([], [])
+
+
+@pytest.mark.slow
+def test_an_ended_job_keeps_its_figures_not_its_model(small, registry, store, monkeypatch):
+    models = []
+    real_build = training.build_model
+
+    def weakly_recorded_build(*args, **kwargs):
+        model = real_build(*args, **kwargs)
+        models.append(weakref.ref(model))
+        return model
+
+    monkeypatch.setattr(training, "build_model", weakly_recorded_build)
+    finished = TrainingJob(TINY_CONFIG, small, store=store).start(registry)
+    assert finished.wait(DEADLINE) and finished.state == JobState.FINISHED, finished.message
+    stopped = TrainingJob(LONG, small, store=store).start(registry)
+    wait_until(lambda: stopped.snapshot().batch_history.get("step"), what="second job training")
+    stopped.stop()
+    assert stopped.wait(DEADLINE) and stopped.state == JobState.STOPPED, stopped.message
+    assert finished.model is None and stopped.model is None
+    # Nothing else (callback, datasets, the registry, Keras's caches) keeps the models alive.
+    gc.collect()
+    assert len(models) == 2 and [ref() for ref in models] == [None, None]
+    # The figures are still all there, and the saved runs are what was learned.
+    snap = finished.snapshot()
+    assert snap.batch_history["step"] == list(range(1, 2 * 8 + 1))
+    assert snap.epoch_history["epoch"] == [1, 2]
+    assert store.get(finished.run_name).status == "finished"
+    assert store.get(stopped.run_name).status == "stopped"
+
+
+def live_traced_graphs() -> int:
+    """How many traced TensorFlow graphs are alive now."""
+    from tensorflow.python.framework.func_graph import FuncGraph
+
+    gc.collect()
+    return sum(isinstance(o, FuncGraph) for o in gc.get_objects())
+
+
+@pytest.mark.slow
+def test_jobs_leave_no_traced_graphs_behind(small, registry, store):
+    config = dataclasses.replace(TINY_CONFIG, epochs=1)
+    first = TrainingJob(config, small, store=store).start(registry)
+    assert first.wait(DEADLINE) and first.state == JobState.FINISHED, first.message
+    before = live_traced_graphs()
+    for _ in range(2):
+        job = TrainingJob(config, small, store=store).start(registry)
+        assert job.wait(DEADLINE) and job.state == JobState.FINISHED, job.message
+    # Each job traces its own train and test steps; none of them may outlive the job.
+    assert live_traced_graphs() == before
+
+
+@pytest.mark.slow
+def test_without_a_store_the_job_keeps_its_model(small, registry):
+    job = TrainingJob(dataclasses.replace(TINY_CONFIG, epochs=1), small).start(registry)
+    assert job.wait(DEADLINE) and job.state == JobState.FINISHED, job.message
+    assert job.model is not None and job.run_name is None
+    loss, accuracy = model_accuracy(job.model, small)
+    assert job.test_metrics["test_accuracy"] == pytest.approx(accuracy, abs=1e-4)
+
+
+def test_a_compacted_progress_reads_the_same():
+    progress = Progress(epochs=2, steps_per_epoch=3)
+    for step in range(1, 7):
+        epoch, batch = (step - 1) // 3 + 1, (step - 1) % 3 + 1
+        progress.record_batch(epoch, batch, step, 32, {"loss": 1.0 / step, "accuracy": 0.1 * step})
+        if batch == 3:
+            progress.record_epoch(epoch, {"loss": 0.5 / epoch, "val_loss": 0.6 / epoch})
+    before = progress.snapshot(JobState.FINISHED, "")
+    progress.compact()
+    after = progress.snapshot(JobState.FINISHED, "")
+    assert after.batch_history == before.batch_history
+    assert after.epoch_history == before.epoch_history
+    assert after.epoch_history["val_loss"] == [0.6, 0.3]
+    assert all(type(v) is list for v in after.epoch_history.values())
+
+
+def test_the_registry_forgets_the_oldest_ended_jobs():
+    registry = JobRegistry(max_concurrent=1, keep=3)
+    jobs = []
+    for i in range(5):
+        job = types.SimpleNamespace(
+            id=f"job-{i}", state=JobState.FINISHED, _stop=threading.Event(), _run=lambda: None
+        )
+        jobs.append(registry.submit(job))
+    assert [j.id for j in registry.jobs()] == ["job-4", "job-3", "job-2"]
+
+
+def test_memory_settings_go_before_tensorflow():
+    # The app's ui package sets the process up before any page imports TensorFlow; importing
+    # core alone changes nothing process-wide.
+    probe = (
+        "import os, sys; import {mod}; print(os.environ.get('{var}'), 'tensorflow' in sys.modules)"
+    )
+    for mod, expected in (("core.models", "None False"), ("ui", "1 False")):
+        out = subprocess.run(
+            [sys.executable, "-c", probe.format(mod=mod, var=memory.ONEDNN_SYSTEM_ALLOCATOR)],
+            cwd=ROOT,
+            env={k: v for k, v in os.environ.items() if k != memory.ONEDNN_SYSTEM_ALLOCATOR},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert out.stdout.split()[-2:] == expected.split(), (mod, out.stdout, out.stderr)
+    memory.release_memory()  # and releasing is safe at any time

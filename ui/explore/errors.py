@@ -8,7 +8,7 @@ from core import charts, exploration
 from core.data import MnistData
 from core.evaluation import Evaluation
 from core.runs import RunInfo
-from ui import resources
+from ui import model_upload, resources
 from ui.explore import common
 
 SHOWN = exploration.SHOWN
@@ -16,6 +16,7 @@ SHOWN = exploration.SHOWN
 
 def summary(run: RunInfo) -> Evaluation | None:
     """The run's test accuracy, loss and number of mistakes; its evaluation (None if unusable)."""
+    model_upload.model_upload("explore")
     ev = common.evaluation_or_error(run)
     if ev is None:
         st.caption("Choose another model in the sidebar, or train a new one on the Train page.")
@@ -170,6 +171,7 @@ def compare(data: MnistData, run: RunInfo, ev: Evaluation) -> None:
         ),
         key="explore_compare_chart",
     )
+    _confusions_side_by_side(run.name, ev, other.name, ev_b)
     left, right = st.columns(2, gap="large")
     for col, name, winner, loser, idx in (
         (left, run.name, ev, ev_b, comparison.only_a),
@@ -185,6 +187,29 @@ def compare(data: MnistData, run: RunInfo, ev: Evaluation) -> None:
     st.caption(
         f"Each caption: test index, the true digit, and the other run's answer. Both runs are "
         f"wrong on {comparison.both_wrong:,} test digits."
+    )
+
+
+def _confusions_side_by_side(name_a: str, ev_a: Evaluation, name_b: str, ev_b: Evaluation) -> None:
+    """Both runs' confusion matrices on one colour scale, the mistakes alone by default."""
+    st.markdown("**Confusion matrices side by side**")
+    a, b = st.columns(2)
+    scale = a.segmented_control(
+        "Values",
+        ["Counts", "Row %"],
+        default="Counts",
+        required=True,
+        key="explore_compare_cm_scale",
+    )
+    diagonal = b.toggle("Show the diagonal", value=False, key="explore_compare_cm_diag")
+    figures = charts.confusion_pair(
+        ev_a.confusion, ev_b.confusion, name_a, name_b, scale == "Row %", diagonal
+    )
+    for col, fig, side in zip(st.columns(2, gap="large"), figures, ("a", "b"), strict=True):
+        col.plotly_chart(fig, key=f"explore_compare_cm_{side}")
+    st.caption(
+        "One colour scale for both: the same shade is the same number of mistakes (or share of "
+        "the row). The diagonal, the right answers, is hidden unless shown."
     )
 
 
