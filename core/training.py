@@ -24,9 +24,10 @@ import keras
 import numpy as np
 
 from core.checkpoints import CheckpointStore
-from core.data import MnistData, make_dataset, preprocess_images, validation_split
+from core.data import NOT_A_DIGIT, MnistData, make_dataset, preprocess_images, validation_split
 from core.memory import release_memory
 from core.models import ModelConfig, build_model, make_callbacks, make_optimizer
+from core.non_digits import make_non_digits, prepared_digits
 from core.records import batch_record
 from core.runs import RunError
 
@@ -573,11 +574,27 @@ class TrainingJob:
         x = self.data.x_train[: cfg.samples(len(self.data.x_train))]
         y = self.data.y_train[: len(x)]
         x_tr, y_tr, x_val, y_val = validation_split(x, y, cfg.validation_split)
+        # Each training example as MNIST has it and, when a share is shown prepared, as the Draw
+        # page would prepare it (computed once per process).
+        share = cfg.prepared_share
+        parts = [(x_tr, y_tr, prepared_digits(x)[: len(x_tr)] if share else None)]
+        count = cfg.not_digit_count(len(x_tr))
+        if count:
+            # Made-up non-digits from the training digits alone (the hold-out stays unseen).
+            negatives = make_non_digits(x_tr, y_tr, count, cfg.seed)
+            labels = np.full(count, NOT_A_DIGIT, np.uint8)
+            parts.append((negatives, labels, prepared_digits(negatives) if share else None))
         if self.extra_examples is not None and len(self.extra_examples[0]):
-            # The visitor's labelled drawings always train; the hold-out stays MNIST's.
-            x_tr = np.concatenate([x_tr, self.extra_examples[0].astype(np.uint8)])
-            y_tr = np.concatenate([y_tr, self.extra_examples[1].astype(np.uint8)])
-        train = make_dataset(x_tr, y_tr, cfg.batch_size, shuffle=True, seed=cfg.seed)
+            # The visitor's labelled drawings always train (the page prepared them already);
+            # the hold-out stays MNIST's.
+            drawn = self.extra_examples[0].astype(np.uint8)
+            parts.append((drawn, self.extra_examples[1].astype(np.uint8), drawn))
+        x_tr = np.concatenate([p[0] for p in parts])
+        y_tr = np.concatenate([p[1] for p in parts])
+        forms = {}
+        if share:
+            forms = {"prepared": np.concatenate([p[2] for p in parts]), "prepared_share": share}
+        train = make_dataset(x_tr, y_tr, cfg.batch_size, shuffle=True, seed=cfg.seed, **forms)
         val = make_dataset(x_val, y_val, 1000) if len(x_val) else None
         return train, val
 

@@ -7,8 +7,10 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
+import h5py
 import pytest
 
 from tests.conftest import ROOT, TINY_CONFIG
@@ -30,7 +32,7 @@ def run(*args, timeout=300):
 def test_train_then_evaluate(mnist_dir, tmp_path):
     runs = tmp_path / "runs"
     out = run("train", "--preset", "fast", "--train-samples", "1000", "--epochs", "1",
-              "--data-dir", str(mnist_dir), "--runs-dir", str(runs))  # fmt: skip
+              "--data-dir", str(mnist_dir), "--runs-dir", str(runs), "--no-optimizer")  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
     lines = out.stdout.strip().splitlines()
     assert lines[0].startswith("data: Local IDX files")
@@ -44,6 +46,11 @@ def test_train_then_evaluate(mnist_dir, tmp_path):
     assert 0.1 < result["test_accuracy"] <= 1.0 and result["test_loss"] > 0
     run_dir = runs / result["run"]
     assert (run_dir / "model.keras").is_file()
+    # --no-optimizer: the saved file holds the weights and no optimizer state.
+    assert result["model_bytes"] == (run_dir / "model.keras").stat().st_size
+    with zipfile.ZipFile(run_dir / "model.keras") as archive:
+        with archive.open("model.weights.h5") as weights, h5py.File(weights) as h5:
+            assert "optimizer" not in h5 and "layers" in h5
     # What was printed is what was saved.
     saved = json.loads((run_dir / "metrics.json").read_text())
     assert saved["test_accuracy"] == result["test_accuracy"]

@@ -1,0 +1,93 @@
+"""The "not a digit" rule: the Mahalanobis test, its weighing on made-up non-digits, the record."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from core import explain
+from core.data import make_dataset
+from core.models import build_model
+from core.non_digits import make_non_digits
+from tests.conftest import TINY_CONFIG
+
+
+def spread_calibration(d: int = 6) -> explain.Calibration:
+    """Ten digit means on the axes of a d-dimensional feature space, unit covariance."""
+    rng = np.random.default_rng(0)
+    means = rng.normal(size=(10, d)).astype(np.float32)
+    centroids = explain._unit(means)
+    return explain.Calibration(
+        confidence_threshold=0.6,
+        centroids=centroids,
+        scales=np.full(10, 0.5, np.float32),
+        distance_threshold=1.0,
+        validation_accuracy=1.0,
+        samples=10,
+        means=means,
+        precision=np.eye(d, dtype=np.float32) * 2.0,
+        spread_threshold=4.0,
+    )
+
+
+def test_mahalanobis_agrees_with_the_distance_written_out():
+    rng = np.random.default_rng(1)
+    d = 40
+    a = rng.normal(size=(d, d))
+    cal = spread_calibration(d)
+    cal.precision = (a @ a.T / d).astype(np.float32)
+    f = rng.normal(size=(300, d)).astype(np.float32)
+    by_hand = np.min(
+        [[(v - m) @ cal.precision.astype(np.float64) @ (v - m) for m in cal.means] for v in f],
+        axis=1,
+    )
+    assert np.allclose(cal.mahalanobis(f), by_hand, rtol=1e-4, atol=1e-3)
+    assert cal.mahalanobis(cal.means[3])[0] == pytest.approx(0.0, abs=1e-4)
+
+
+def test_mahalanobis_is_dropped_when_it_catches_no_more_non_digits():
+    cal = spread_calibration()
+    # Non-digits the confidence test flags already (every answer below 0.6), far from every mean.
+    probs = np.full((50, 10), 0.1, np.float32)
+    far = cal.means[0] * 10.0 + 5.0
+    explain._weigh_mahalanobis(cal, probs, np.repeat(far[None], 50, axis=0))
+    assert cal.means is None and cal.precision is None and math.isinf(cal.spread_threshold)
+    assert cal.non_digits_flagged == 1.0
+
+
+def test_mahalanobis_is_kept_when_only_it_catches_them():
+    cal = spread_calibration()
+    # Confident answers, in a digit's direction (cosine test passes) but three times too long.
+    probs = np.zeros((50, 10), np.float32)
+    probs[:, 2] = 1.0
+    features = np.repeat(cal.means[2][None] * 3.0, 50, axis=0)
+    assert not (cal.distance(features) > cal.distance_threshold).any()
+    explain._weigh_mahalanobis(cal, probs, features)
+    assert cal.means is not None and cal.spread_threshold == 4.0
+    assert cal.non_digits_flagged == 1.0
+    again = explain.Calibration.from_dict(json.loads(json.dumps(cal.to_dict())))
+    assert again.non_digits_flagged == 1.0 and again.spread_threshold == 4.0
+
+
+@pytest.mark.slow
+def test_calibration_reports_the_share_of_made_up_non_digits_it_flags(mnist):
+    model = build_model(TINY_CONFIG)
+    x, y = mnist.x_train[:512], mnist.y_train[:512]
+    model.fit(make_dataset(x, y, 64, shuffle=True), epochs=2, shuffle=False, verbose=0)
+    x_val, y_val = mnist.x_test[:600], mnist.y_test[:600]
+    cal = explain.calibrate(model, x_val, y_val)
+    # The same non-digits, judged by hand from Keras's own predictions and the thresholds.
+    made_up = make_non_digits(x_val, y_val, explain.NON_DIGIT_SAMPLES)
+    probs = model.predict(made_up[..., None] / 255.0, verbose=0)
+    features = explain.feature_extractor(model)(made_up)
+    flagged = (probs.max(axis=1) < cal.confidence_threshold) | (
+        cal.distance(features) > cal.distance_threshold
+    )
+    if cal.means is not None:
+        flagged |= cal.mahalanobis(features) > cal.spread_threshold
+    assert cal.non_digits_flagged == pytest.approx(flagged.mean(), abs=1e-3)
+    assert f"{cal.non_digits_flagged:.0%} are flagged" in cal.rule
+    # Floats in [0, 1] make the same non-digits, so the same rule.
+    floats = explain.calibrate(model, x_val / 255.0, y_val)
+    assert floats.non_digits_flagged == pytest.approx(cal.non_digits_flagged, abs=1e-3)
