@@ -227,7 +227,11 @@ class Session:
             for view in ("Saliency", "Grad-CAM"):
                 self.page.get_by_role("radio", name=view).click()
                 self.wait_idle()
-            print(f"           uploaded {path.name}: {self.sampler.rss_mb():7.1f} MB", flush=True)
+            print(
+                f"           uploaded {path.name}: {self.sampler.rss_mb():7.1f} MB "
+                f"(peak in phase so far {self.sampler.phase_peak:7.1f} MB)",
+                flush=True,
+            )
 
 
 def start_server(

@@ -160,6 +160,9 @@ def load_image_bytes(data: bytes, max_side: int | None = None) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # A damaged EXIF block only loses the orientation: Pillow's warning about it is
+            # not the visitor's problem, nor the server log's.
+            warnings.filterwarnings("ignore", category=UserWarning, module="PIL.TiffImagePlugin")
             img = Image.open(io.BytesIO(data))
             if max_side:
                 # JPEG decodes at 1/2, 1/4 or 1/8 scale, still at least max_side: far less memory.
