@@ -154,14 +154,25 @@ def ema_smooth(values: ArrayLike, weight: float) -> np.ndarray:
     return out
 
 
-def downsample(x: ArrayLike, y: ArrayLike, max_points: int = 2000) -> tuple[np.ndarray, np.ndarray]:
-    """Evenly strided points so a chart stays light; the first and last points are always kept."""
+def downsample(
+    x: ArrayLike, y: ArrayLike, max_points: int = 2000, tail: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Evenly strided points so a chart stays light; the first and last points are always kept,
+    and so are the last `tail` points exactly (the end of a live curve, where the eye is)."""
     x, y = np.asarray(x), np.asarray(y)
     max_points = max(2, int(max_points))
     if len(x) <= max_points:
         return x, y
-    idx = np.unique(np.append(np.linspace(0, len(x) - 1, max_points - 1).astype(int), len(x) - 1))
+    tail = min(max(0, int(tail)), max_points // 2)
+    head = len(x) - tail
+    idx = np.linspace(0, head - 1, max_points - tail).astype(int)
+    idx = np.unique(np.concatenate([idx, np.arange(head, len(x)), [len(x) - 1]]))
     return x[idx], y[idx]
+
+
+LIVE_POINTS, LIVE_TAIL = 400, 50
+"""Points per trace while a job trains (the page redraws every second; the browser and the
+server's GIL are shared with training), of which the last LIVE_TAIL are every batch."""
 
 
 def _epoch_positions(history: Mapping[str, Sequence[float]]) -> tuple[np.ndarray, np.ndarray]:
@@ -239,13 +250,16 @@ def training_curves(
     batches_per_epoch: int | None = None,
     log_x: bool = False,
     early_stopping: Mapping[str, Any] | None = None,
+    max_points: int = 2000,
+    tail: int = 0,
 ) -> go.Figure:
     """Per-batch (raw faint, smoothed solid) and per-epoch training/validation curves of one metric.
 
     The x axis is in epochs (a batch sits at step / batches_per_epoch); without batches_per_epoch
     the per-batch curves are drawn against the batch number and the per-epoch ones are left out.
     An epoch cut short by a stop is an open marker at the epochs it trained; early stopping's
-    best and firing epochs are marked on the validation curve.
+    best and firing epochs are marked on the validation curve. Each per-batch trace has at most
+    max_points points, the last `tail` of them exact (see downsample).
     """
     steps = np.asarray(batch_history.get("step", []), dtype=float)
     values = np.asarray(batch_history.get(metric, []), dtype=float)
@@ -263,7 +277,7 @@ def training_curves(
     if n:
         x = steps[:n] / batches_per_epoch if batches_per_epoch else steps[:n]
         y = values[:n] * pct
-        xs, ys = downsample(x, y)
+        xs, ys = downsample(x, y, max_points, tail)
         fig.add_scatter(
             x=xs,
             y=ys,
@@ -273,7 +287,7 @@ def training_curves(
             opacity=0.3,
             hovertemplate=hover,
         )
-        xs, ys = downsample(x, ema_smooth(y, smoothing))
+        xs, ys = downsample(x, ema_smooth(y, smoothing), max_points, tail)
         fig.add_scatter(
             x=xs,
             y=ys,
@@ -315,6 +329,8 @@ def learning_rate_curve(
     history: Mapping[str, Sequence[float]],
     batches_per_epoch: int | None = None,
     log_x: bool = False,
+    max_points: int = 2000,
+    tail: int = 0,
 ) -> go.Figure:
     """The learning rate along training, from a batch history ("step") or an epoch history ("epoch")."""
     lr = np.asarray(history.get("learning_rate", []), dtype=float)
@@ -329,7 +345,7 @@ def learning_rate_curve(
     n = min(len(x), len(lr))
     if n == 0:
         return _empty(WAITING, 220)
-    xs, ys = downsample(x[:n], lr[:n])
+    xs, ys = downsample(x[:n], lr[:n], max_points, tail)
     fig = go.Figure(
         go.Scatter(
             x=xs,

@@ -6,7 +6,11 @@ survives page switches and reloads. The live panel is a fragment that ticks whil
 
 from __future__ import annotations
 
+import io
+from typing import TYPE_CHECKING
+
 import streamlit as st
+from PIL import Image
 
 from core import charts, train_form
 from core.data import MnistData
@@ -14,6 +18,9 @@ from core.drawing import enlarge
 from core.engine import Engine, EngineError, Job, JobRequest
 from core.training import JobState, ProgressSnapshot
 from ui import resources, visitor
+
+if TYPE_CHECKING:
+    from core.models import ModelConfig
 
 JOB = "train_job"
 PICK = "train_job_pick"
@@ -33,7 +40,7 @@ def owner() -> str:
     return visitor.me()
 
 
-def _start(config, use_examples: bool) -> None:
+def _start(config: ModelConfig, use_examples: bool) -> None:
     """on_click of Train: queue the job; the same run already draws Train disabled."""
     extra = resources.get_examples(visitor.me()).load() if use_examples else None
     try:
@@ -45,7 +52,7 @@ def _start(config, use_examples: bool) -> None:
     st.session_state[PICK] = job.id  # the watch picker follows the new job
 
 
-def train_button(config, errors: dict[str, str], unshown: list[str]) -> bool:
+def train_button(config: ModelConfig, errors: dict[str, str], unshown: list[str]) -> bool:
     """Train, disabled while the form has errors, the engine cannot take jobs, or this visitor's
     job still runs; whether the visitor has a job that has not ended."""
     try:
@@ -155,6 +162,8 @@ def _live(job: Job, data: MnistData) -> None:
         help="Spread out the first batches, where most of the learning happens.",
     )
     smooth = st.session_state.get("train_smoothing", 0.6)
+    # While it trains, lighter traces (the page redraws every second); once done, the full ones.
+    points = {} if snap.state.done else {"max_points": charts.LIVE_POINTS, "tail": charts.LIVE_TAIL}
     for col, metric in zip(st.columns(2), ("loss", "accuracy"), strict=True):
         col.plotly_chart(
             charts.training_curves(
@@ -165,11 +174,12 @@ def _live(job: Job, data: MnistData) -> None:
                 snap.steps_per_epoch,
                 log_x=log_x,
                 early_stopping=snap.early_stopping,
+                **points,
             ),
             key=f"train_chart_{metric}",
         )
     st.plotly_chart(
-        charts.learning_rate_curve(snap.batch_history, snap.steps_per_epoch, log_x=log_x),
+        charts.learning_rate_curve(snap.batch_history, snap.steps_per_epoch, log_x=log_x, **points),
         key="train_chart_lr",
     )
     st.caption(
@@ -228,9 +238,18 @@ def _probes(job: Job, snap: ProgressSnapshot, data: MnistData) -> None:
     cols = st.columns(len(job.probe_index))
     for col, idx, p, label in zip(cols, job.probe_index, probs, job.probe_labels, strict=True):
         guess, prob, right = train_form.probe_guess(p, label)
-        col.image(enlarge(data.x_test[idx], 3), width="stretch")
+        col.image(_probe_png(data.description, int(idx), data), width="stretch")
         col.markdown(f":{'green' if right else 'red'}[guess **{guess}** ({prob:.0%})]")
         col.caption(f"true {label}")
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _probe_png(description: str, idx: int, _data: MnistData) -> bytes:
+    """A probe digit as PNG bytes, encoded once per data set: the strip is redrawn every
+    second while a job trains. 64 entries of about 1 KB."""
+    buf = io.BytesIO()
+    Image.fromarray(enlarge(_data.x_test[idx], 3)).save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def _results(snap: ProgressSnapshot) -> None:

@@ -58,6 +58,28 @@ def test_downsample_is_bounded_and_keeps_both_ends(n, max_points):
     assert np.array_equal(ys, xs**2)  # pairs stay pairs
 
 
+@pytest.mark.parametrize("n, max_points, tail", [(10_000, 400, 50), (401, 400, 50), (5_000, 10, 50)])
+def test_downsample_keeps_the_last_points_exact(n, max_points, tail):
+    x = np.arange(n, dtype=float)
+    xs, ys = charts.downsample(x, -x, max_points, tail)
+    assert len(xs) <= max_points and xs[0] == 0.0 and np.all(np.diff(xs) > 0)
+    kept = min(tail, max_points // 2)
+    assert np.array_equal(xs[-kept:], x[-kept:]) and np.array_equal(ys, -xs)
+
+
+def test_live_curves_are_lighter_but_end_exactly():
+    steps = np.arange(1, 20_001)
+    batches = {"step": steps, "loss": 1.0 / steps, "learning_rate": np.full(20_000, 1e-3)}
+    full = charts.training_curves(batches, {}, "loss", 0.0, 1000)
+    live = charts.training_curves(
+        batches, {}, "loss", 0.0, 1000, max_points=charts.LIVE_POINTS, tail=charts.LIVE_TAIL
+    )
+    assert len(full.data[0].x) == 2000 and len(live.data[0].x) <= charts.LIVE_POINTS
+    assert np.allclose(live.data[0].x[-charts.LIVE_TAIL :], steps[-charts.LIVE_TAIL :] / 1000)
+    lr = charts.learning_rate_curve(batches, 1000, max_points=charts.LIVE_POINTS)
+    assert len(lr.data[0].x) <= charts.LIVE_POINTS
+
+
 def test_training_curves_smooth_per_batch_in_epochs():
     batch = {"step": [1, 2, 3, 4, 5], "loss": [2.0, 1.0, 1.5, 0.5, 0.7]}
     epoch = {"epoch": [1, 2], "loss": [1.5, 0.9], "val_loss": [1.2, 0.8]}
