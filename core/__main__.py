@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from core import memory
-from core.models import PRESETS, ConfigError, preset
+from core.models import PRESETS, ConfigError, ModelConfig, preset
 
 
 def peak_rss_mb() -> float:
@@ -138,7 +138,7 @@ def _drop_optimizer(store, job) -> int:
     return path.stat().st_size
 
 
-def train_on_worker(args: argparse.Namespace, config) -> int:
+def train_on_worker(args: argparse.Namespace, config: ModelConfig) -> int:
     """Queue the job on Redis, print its progress while a worker trains it, bring the run home."""
     from core.engine import EngineError, JobRequest
     from core.rq_engine import RQEngine, redact
@@ -257,7 +257,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_runs_command(sub) -> None:
+def add_runs_command(sub: argparse._SubParsersAction) -> None:
     """The runs subcommand's arguments."""
     p = sub.add_parser("runs", help="list the saved runs, one JSON line each, unreadable ones too")
     p.add_argument("--runs-dir", default=os.environ.get("DIGITLAB_RUNS_DIR", "runs"))
@@ -388,7 +388,7 @@ def _predict_batch(batch: list[tuple[str, object]], predictor, calibration) -> N
         k += 1
 
 
-def add_predict_command(sub) -> None:
+def add_predict_command(sub: argparse._SubParsersAction) -> None:
     """The predict subcommand's arguments."""
     p = sub.add_parser(
         "predict", help="read digits in image files or folders, one JSON line per image"

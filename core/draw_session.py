@@ -12,11 +12,15 @@ import hashlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from core import drawing, explain
+
+if TYPE_CHECKING:
+    import keras
 
 DISPLAY = 280
 """Side in pixels of each preprocessing stage as shown (the canvas's own size)."""
@@ -192,7 +196,7 @@ class Heat:
     """What the colour bar measures."""
 
 
-def explanation(model, x28: np.ndarray, method: str, target: int, answer: int) -> Heat:
+def explanation(model: keras.Model, x28: np.ndarray, method: str, target: int, answer: int) -> Heat:
     """The map of `method` (a METHODS name) for class `target`, on the same scale as the map of
     the answer, so "why not a 1?" at a probability of 0 stays dark where the answer glows."""
     target, answer = int(target), int(answer)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from core.data import NUM_CLASSES, preprocess_images
+
+if TYPE_CHECKING:
+    import keras
 
 # Keras clips probabilities to [eps, 1 - eps] in categorical cross-entropy; so do we, so our loss
 # equals model.evaluate's.
@@ -68,7 +72,9 @@ class Evaluation:
         return right[np.argsort(self.confidence[right], kind="stable")][:k]
 
 
-def predict_proba(model, images: np.ndarray, batch_size: int = PREDICT_BATCH) -> np.ndarray:
+def predict_proba(
+    model: keras.Model, images: np.ndarray, batch_size: int = PREDICT_BATCH
+) -> np.ndarray:
     """Class probabilities for uint8 (n, 28, 28) images, scaled one batch at a time."""
     out = []
     for start in range(0, len(images), batch_size):
@@ -130,6 +136,6 @@ def evaluate_probabilities(probabilities: np.ndarray, labels: np.ndarray) -> Eva
     )
 
 
-def evaluate(model, images: np.ndarray, labels: np.ndarray) -> Evaluation:
+def evaluate(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> Evaluation:
     """Run the model over uint8 images and compute loss, accuracy and the per-class figures."""
     return evaluate_probabilities(predict_proba(model, images), labels)

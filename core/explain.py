@@ -120,20 +120,22 @@ class Predictor:
         self.feature_size = int(both.outputs[0].shape[-1])
         self.predict_with_features(np.zeros((28, 28), np.float32))  # warm up: traces once
 
-    def predict_with_features(self, x28) -> tuple[np.ndarray, np.ndarray]:
+    def predict_with_features(self, x28: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(probabilities (10,), features (d,)) of one 28x28 input in [0, 1]."""
         features, probs = self._call(tf.constant(_as_batch(x28)))
         return probs.numpy()[0], features.numpy()[0]
 
-    def __call__(self, x28) -> np.ndarray:
+    def __call__(self, x28: np.ndarray) -> np.ndarray:
         """Probabilities (10,) of one 28x28 input in [0, 1]."""
         return self.predict_with_features(x28)[0]
 
-    def batch(self, x, batch_size: int = 1000) -> np.ndarray:
+    def batch(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
         """Probabilities (n, 10) of several 28x28 inputs, a bounded batch at a time."""
         return self.batch_with_features(x, batch_size)[0]
 
-    def batch_with_features(self, x, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    def batch_with_features(
+        self, x: np.ndarray, batch_size: int = 1000
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(probabilities (n, 10), features (n, d)) of several 28x28 inputs."""
         x = _as_batch(x)
         probs = np.zeros((len(x), NUM_CLASSES), np.float32)
@@ -166,7 +168,7 @@ def feature_extractor(
     sub = keras.Model(model.inputs[0], _last_dense(model).input)
     size = int(sub.outputs[0].shape[-1])
 
-    def extract(images) -> np.ndarray:
+    def extract(images: np.ndarray) -> np.ndarray:
         images = np.asarray(images)
         out = [
             keras.ops.convert_to_numpy(
@@ -183,7 +185,7 @@ def feature_extractor(
 
 
 def saliency(
-    model: keras.Model, x28, class_index: int, relative_to: int | None = None
+    model: keras.Model, x28: np.ndarray, class_index: int, relative_to: int | None = None
 ) -> np.ndarray:
     """How strongly each pixel moves the class score (SmoothGrad), scaled to [0, 1]; or, with
     `relative_to` (the answer), on the answer's scale (see `_on_answer_scale`)."""
@@ -290,7 +292,7 @@ def _aligned_upsampling(size: int, stride: int, out: int = INPUT_SHAPE[0]) -> np
 
 def grad_cam(
     model: keras.Model,
-    x28,
+    x28: np.ndarray,
     class_index: int,
     layer_name: str | None = None,
     relative_to: int | None = None,
@@ -323,13 +325,15 @@ def grad_cam(
 
 
 def occlusion(
-    model: keras.Model, x28, class_index: int, patch: int = 4, stride: int = 2
+    model: keras.Model, x28: np.ndarray, class_index: int, patch: int = 4, stride: int = 2
 ) -> np.ndarray:
     """How much the class probability drops when each patch is blanked (positive = evidence for)."""
     return occlusion_maps(model, x28, patch, stride)[class_index]
 
 
-def occlusion_maps(model: keras.Model, x28, patch: int = 4, stride: int = 2) -> np.ndarray:
+def occlusion_maps(
+    model: keras.Model, x28: np.ndarray, patch: int = 4, stride: int = 2
+) -> np.ndarray:
     """(10, 28, 28): for every class, the drop of its probability (0 to 1, signed) when each
     patch is blanked, averaged over the patches covering a pixel. One batch serves all classes."""
     base = _as_batch(x28)[0]
@@ -360,7 +364,7 @@ class LayerActivation:
     """(height, width, channels), after the layer's normalisation and activation."""
 
 
-def activations(model: keras.Model, x28) -> list[LayerActivation]:
+def activations(model: keras.Model, x28: np.ndarray) -> list[LayerActivation]:
     """The output of every convolution layer (after its normalisation/activation), in order."""
     layers = _feature_map_layers(model)
     picked = [
@@ -393,7 +397,7 @@ class Trace:
     """(10,) the softmax of the logits: the answer's probabilities."""
 
 
-def trace(model: keras.Model, x28) -> Trace:
+def trace(model: keras.Model, x28: np.ndarray) -> Trace:
     """Every convolution layer's maps, every hidden Dense layer's units, the logits and the
     softmax of one input, from one call of the network."""
     layers = _feature_map_layers(model)
@@ -572,7 +576,11 @@ def _means_and_precision(features: np.ndarray, y: np.ndarray, correct: np.ndarra
 
 
 def calibrate(
-    model: keras.Model, x_val, y_val, batch_size: int = 1000, non_digits=None
+    model: keras.Model,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    batch_size: int = 1000,
+    non_digits: np.ndarray | None = None,
 ) -> Calibration:
     """Measure, on validation digits, the confidence and feature distance of reliable answers;
     on non-digits (made up from the validation digits unless given), which tests earn a place."""
@@ -679,7 +687,7 @@ class Verdict:
     reason: str
 
 
-def assess(probs, features, calibration: Calibration | None) -> Verdict:
+def assess(probs: np.ndarray, features: np.ndarray, calibration: Calibration | None) -> Verdict:
     """The answer, its top three, and whether (and why) the model should not be trusted here."""
     probs = np.asarray(probs, dtype=np.float64).ravel()
     order = np.argsort(-probs, kind="stable")

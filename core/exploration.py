@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,6 +16,9 @@ from core.data import IMAGE_SIZE, NUM_CLASSES, MnistData, one_hot, preprocess_im
 from core.evaluation import Evaluation
 from core.models import ModelConfig, augmentation_layers
 from core.runs import RunInfo
+
+if TYPE_CHECKING:
+    import keras
 
 SPLITS = ("train", "test")
 GRID_PAGE = 32
@@ -295,7 +299,7 @@ def pixels(images: np.ndarray) -> np.ndarray:
     return np.asarray(images, dtype=np.float32).reshape(len(images), -1) / 255.0
 
 
-def learned_features(model, images: np.ndarray) -> np.ndarray:
+def learned_features(model: keras.Model, images: np.ndarray) -> np.ndarray:
     """What the network learned to see: the input of its last Dense layer, (n, d)."""
     from core.explain import feature_extractor
 
@@ -447,7 +451,7 @@ def comparison_captions(right: Evaluation, wrong: Evaluation, indices: np.ndarra
     return [f"#{i} {right.labels[i]}, not {wrong.predictions[i]}" for i in indices]
 
 
-def attention(model, x28: np.ndarray, class_index: int) -> dict[str, np.ndarray]:
+def attention(model: keras.Model, x28: np.ndarray, class_index: int) -> dict[str, np.ndarray]:
     """What the model attends to for one image: Grad-CAM (when it has a conv layer) and saliency."""
     from core import explain
 
@@ -461,7 +465,7 @@ def attention(model, x28: np.ndarray, class_index: int) -> dict[str, np.ndarray]
     return maps
 
 
-def model_problem(model, name: str) -> str | None:
+def model_problem(model: keras.Model, name: str) -> str | None:
     """Why a model cannot be explored (wrong input or output shape), or None when it can."""
     from core import explain
 

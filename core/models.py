@@ -713,7 +713,7 @@ def build_model(
     return model
 
 
-def make_loss(config: ModelConfig):
+def make_loss(config: ModelConfig) -> keras.losses.Loss | str:
     """Categorical cross-entropy, with the configured label smoothing when there is any."""
     import keras
 
@@ -722,7 +722,9 @@ def make_loss(config: ModelConfig):
     return "categorical_crossentropy"
 
 
-def learning_rate_schedule(config: ModelConfig, steps_per_epoch: int):
+def learning_rate_schedule(
+    config: ModelConfig, steps_per_epoch: int
+) -> float | keras.optimizers.schedules.LearningRateSchedule:
     """The learning rate as a float or a Keras schedule, from config.lr_schedule."""
     import keras
 
@@ -748,7 +750,7 @@ def learning_rate_schedule(config: ModelConfig, steps_per_epoch: int):
     return lr
 
 
-def make_optimizer(config: ModelConfig, steps_per_epoch: int):
+def make_optimizer(config: ModelConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
     """The configured optimizer with its learning rate or schedule."""
     import keras
 
@@ -806,7 +808,7 @@ class ModelSummary:
     trainable_params: int = 0
 
 
-def summarize(model) -> ModelSummary:
+def summarize(model: keras.Model) -> ModelSummary:
     """Layer, output shape and parameter count of every layer, for the UI."""
     rows = []
     for layer in model.layers:

@@ -649,7 +649,7 @@ class RunStore:
     # ----- writing -------------------------------------------------------------------------
     def save_run(
         self,
-        model,
+        model: keras.Model,
         config: ModelConfig,
         history: dict[str, list[float]],
         metrics: dict[str, float],

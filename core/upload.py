@@ -14,13 +14,16 @@ import tempfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from core.data import INPUT_SHAPE, NUM_CLASSES, MnistData
 from core.models import ModelConfig
 from core.runs import RunInfo, RunStore
+
+if TYPE_CHECKING:
+    import keras
 
 MB = 1024 * 1024
 MAX_UPLOAD_MB = 50
@@ -129,7 +132,7 @@ def check_config(config: dict[str, Any], filename: str = "the file") -> None:
             )
 
 
-def load_checked(data: bytes, filename: str = "the file"):
+def load_checked(data: bytes, filename: str = "the file") -> keras.Model:
     """The Keras model in an uploaded .keras file, loaded in safe mode after every check."""
     check_config(check_archive(data, filename), filename)
     import keras
@@ -155,7 +158,7 @@ def _shape(shape: tuple) -> str:
     return "x".join("?" if s is None else str(s) for s in shape) or "a single number"
 
 
-def check_shapes(model, filename: str = "the file") -> None:
+def check_shapes(model: keras.Model, filename: str = "the file") -> None:
     """Refuse a model that does not take one 28x28x1 digit and answer with 10 values."""
     inputs = getattr(model, "inputs", None) or []
     outputs = getattr(model, "outputs", None) or []

@@ -26,12 +26,19 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import redis
 from rq import Worker
 from rq.serializers import JSONSerializer
 
 from core.rq_engine import ALIVE_TTL, QUEUE, RECORD_TTL, connect, decode_examples, keys, redact
+
+if TYPE_CHECKING:
+    from redis.client import Pipeline
+    from rq.executions import Execution
+    from rq.job import Job
+    from rq.queue import Queue
 
 log = logging.getLogger(__name__)
 
@@ -289,12 +296,12 @@ def _failed_snapshot(message: str) -> dict:
 class DigitWorker(Worker):
     """RQ's forking worker that rides out a Redis outage instead of quitting mid-job."""
 
-    def execute_job(self, job, queue):
+    def execute_job(self, job: Job, queue: Queue) -> None:
         """Fork the work horse for job, with the job's heartbeat key already set."""
         self._job_alive(job)
         super().execute_job(job, queue)
 
-    def maintain_heartbeats(self, job, execution):
+    def maintain_heartbeats(self, job: Job, execution: Execution) -> None:
         """RQ's heartbeat while a job runs, plus the job's own heartbeat key that the app watches
         (the horse refreshes it too, but a horse busy importing TensorFlow can hold the GIL for
         seconds); a Redis outage skips one instead of ending the worker."""
@@ -304,13 +311,13 @@ class DigitWorker(Worker):
             self.log.warning("Worker %s: heartbeat not sent (%s); the job goes on", self.name, exc)
         self._job_alive(job)
 
-    def _job_alive(self, job) -> None:
+    def _job_alive(self, job: Job) -> None:
         try:
             self.connection.set(keys(job.id).alive, self.name, ex=ALIVE_TTL)
         except redis.RedisError as exc:
             self.log.warning("Worker %s: job heartbeat not sent (%s)", self.name, exc)
 
-    def heartbeat(self, timeout=None, pipeline=None):
+    def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
         """RQ's worker heartbeat, skipped (not fatal) while Redis is unreachable."""
         try:
             super().heartbeat(timeout, pipeline)
@@ -319,7 +326,7 @@ class DigitWorker(Worker):
                 raise
             self.log.warning("Worker %s: heartbeat not sent (%s)", self.name, exc)
 
-    def check_for_suspension(self, burst):
+    def check_for_suspension(self, burst: bool) -> None:
         """RQ's suspension check; waits a little instead of quitting while Redis is unreachable."""
         try:
             super().check_for_suspension(burst)
@@ -327,7 +334,7 @@ class DigitWorker(Worker):
             self.log.warning("Worker %s: Redis unreachable (%s); waiting", self.name, exc)
             time.sleep(2)
 
-    def run_maintenance_tasks(self):
+    def run_maintenance_tasks(self) -> None:
         """RQ's registry cleaning, skipped while Redis is unreachable."""
         try:
             super().run_maintenance_tasks()

@@ -8,12 +8,16 @@ core.train_form.Link) and are named against their field until the visitor change
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
 from core import train_form
 from core.models import BLOCK_SPECS, CONFIG_SPECS, MAX_BLOCKS, PRESETS, SPECS, ModelConfig, Spec
 from core.train_form import block_key, key
+
+if TYPE_CHECKING:
+    from streamlit.delta_generator import DeltaGenerator
 
 FORM_COPY = "train_form"
 """A plain copy of the form's values: Streamlit drops a widget's value when its page is left."""
@@ -84,7 +88,7 @@ def _number(spec: Spec, hi: float | None = None) -> tuple:
 
 
 def widget(
-    container,
+    container: DeltaGenerator,
     spec: Spec,
     widget_key: str,
     label: str | None = None,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from typing import TYPE_CHECKING
 
 import numpy as np
 import streamlit as st
@@ -17,6 +18,10 @@ from core.draw_session import Reading, a, pct
 from core.models import estimate_training_seconds, preset
 from core.runs import RunError
 from ui import model_upload, resources, visitor
+
+if TYPE_CHECKING:
+    import keras
+    from streamlit.delta_generator import DeltaGenerator
 
 _DECODING = threading.Lock()
 """One upload decodes at a time in the whole server: a large PNG costs up to 450 MB while it
@@ -126,7 +131,7 @@ def no_model() -> None:
     )
 
 
-def input_and_answer():
+def input_and_answer() -> tuple[DeltaGenerator, DeltaGenerator]:
     """Two containers side by side: the input, as wide as the canvas, and the answer beside it,
     or below it when the two do not fit (a phone, or a narrow window with the sidebar open), so
     the canvas is never clipped."""
@@ -226,7 +231,9 @@ def answer_panel(
     st.plotly_chart(charts.probability_bars(probs), key="draw_probs")
 
 
-def waiting(big, info, source: str, image: np.ndarray | None) -> None:
+def waiting(
+    big: DeltaGenerator, info: DeltaGenerator, source: str, image: np.ndarray | None
+) -> None:
     """A faded "?" and what to do, laid out as the answer will be."""
     label = "no drawing yet" if source == "Draw" else "no image yet"
     big.markdown(BIG.format(label=label, attrs="", opacity=0.2, text="?"), **HTML)
@@ -246,7 +253,11 @@ def waiting(big, info, source: str, image: np.ndarray | None) -> None:
 
 
 def answer(
-    big, info, verdict: explain.Verdict, calibration: explain.Calibration | None, code: str = ""
+    big: DeltaGenerator,
+    info: DeltaGenerator,
+    verdict: explain.Verdict,
+    calibration: explain.Calibration | None,
+    code: str = "",
 ) -> None:
     """The big answer (faded when unsure), its confidence, the top three and the verdict.
 
@@ -334,7 +345,7 @@ def explanation_pickers(reading: Reading | None) -> tuple[str, int | None]:
     return view, predicted if chosen is None else int(chosen)
 
 
-def activations(model, reading: Reading) -> None:
+def activations(model: keras.Model, reading: Reading) -> None:
     """The drawing's way through the network: every filter of every convolution layer (a page
     of FILTERS_PER_PAGE at a time), the dense layer's units, then the scores and their softmax."""
     trace = explain.trace(model, reading.x28)
@@ -369,7 +380,7 @@ def activations(model, reading: Reading) -> None:
     st.plotly_chart(charts.logits_and_softmax(trace.logits, trace.probs), key="draw_softmax")
 
 
-def explanation_map(model, reading: Reading, view: str, target: int) -> None:
+def explanation_map(model: keras.Model, reading: Reading, view: str, target: int) -> None:
     """The `view` map for `target` over the input, on the answer's scale, with what it shows."""
     method = draw_session.METHODS[view]
     predicted = reading.verdict.predicted

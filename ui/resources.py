@@ -8,11 +8,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
 from core.data import MnistData, load_mnist
-from core.runs import ExampleStore, RunInfo, RunStore
+from core.runs import ExampleStore, RunInfo, RunStore, UnreadableRun
+
+if TYPE_CHECKING:
+    import keras
+
+    from core.engine import Engine
+    from core.evaluation import Evaluation
+    from core.explain import Calibration, Predictor
 
 # Bounded caches: a Keras model of the sizes Digit Lab trains takes 5-30 MB once loaded.
 MAX_MODELS = 4
@@ -49,7 +57,7 @@ def setting(name: str) -> str | None:
 
 
 @st.cache_resource(show_spinner=False)
-def get_engine():
+def get_engine() -> Engine:
     """The process-wide training engine: RQ on Redis when DIGITLAB_REDIS_URL is set, else jobs
     on threads of this process ($DIGITLAB_MAX_JOBS at once, default 1)."""
     from core.engine import MAX_JOBS_SETTING, REDIS_SETTING, make_engine
@@ -70,7 +78,7 @@ def get_examples(owner: str | None) -> ExampleStore:
     return ExampleStore(examples_dir(), owner)
 
 
-def list_runs():
+def list_runs() -> tuple[list[RunInfo], list[UnreadableRun]]:
     """Saved runs (newest first, the shipped default model last) and unreadable ones."""
     return get_store().list_runs()
 
@@ -80,7 +88,7 @@ def _model(key: str, _info: RunInfo):
     return get_store().load_model(_info.name)
 
 
-def load_model(info: RunInfo):
+def load_model(info: RunInfo) -> keras.Model:
     """A run's Keras model, loaded once per run file (RunError when it cannot be)."""
     return _model(info.cache_key, info)
 
@@ -93,7 +101,7 @@ def _evaluation(key: str, data_label: str, _info: RunInfo):
     return evaluate(load_model(_info), data.x_test, data.y_test)
 
 
-def get_evaluation(info: RunInfo):
+def get_evaluation(info: RunInfo) -> Evaluation:
     """The run's evaluation on the test set, computed once per run and cached."""
     return _evaluation(info.cache_key, get_data().label, info)
 
@@ -116,6 +124,6 @@ def _calibration(key: str, data_label: str, _info: RunInfo):
     return explain.calibrate(load_model(_info), x, y, batch_size=CALIBRATION_BATCH)
 
 
-def get_predictor(info: RunInfo):
+def get_predictor(info: RunInfo) -> tuple[Predictor, Calibration]:
     """(Predictor, Calibration) for a run, built once per run file."""
     return _predictor(info.cache_key, get_data().label, info)

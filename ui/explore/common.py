@@ -6,6 +6,8 @@ Every per-run cache is keyed by `RunInfo.cache_key` and by the data's label, and
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import streamlit as st
 
@@ -14,6 +16,9 @@ from core.evaluation import Evaluation
 from core.models import ModelConfig
 from core.runs import RunError, RunInfo
 from ui import components, resources
+
+if TYPE_CHECKING:
+    import keras
 
 
 # One entry: 10 mean and 10 spread images of 28x28 float32, 62 KB.
@@ -81,7 +86,7 @@ def attention(info: RunInfo, index: int, digit: int) -> dict[str, np.ndarray]:
     return _attention(info.cache_key, resources.get_data().label, index, digit, info)
 
 
-def model_or_error(info: RunInfo):
+def model_or_error(info: RunInfo) -> keras.Model | None:
     """The run's cached model, or an error box (and None) when it cannot be read or used."""
     try:
         model = resources.load_model(info)
