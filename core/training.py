@@ -319,16 +319,16 @@ class ProgressCallback(keras.callbacks.Callback):
         self.steps_per_epoch = steps_per_epoch
         self.samples = samples
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict | None = None) -> None:
         self.epoch = 0
         self.nan_at: tuple[int, int] | None = None
         self.progress.start_clock()
         self._record_probes()
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self.epoch = epoch + 1
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         logs = logs or {}
         step = (self.epoch - 1) * self.steps_per_epoch + batch + 1
         logs = dict(logs, learning_rate=self._learning_rate())
@@ -340,7 +340,7 @@ class ProgressCallback(keras.callbacks.Callback):
         if self.stop_event.is_set():
             self.model.stop_training = True
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = dict(
             logs or {}, learning_rate=self._learning_rate(), epochs_done=self._epochs_done()
         )
@@ -348,7 +348,7 @@ class ProgressCallback(keras.callbacks.Callback):
             self.progress.record_epoch(epoch + 1, logs)
             self._record_probes()
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: dict | None = None) -> None:
         self.progress.stop_clock()
 
     def _batch_images(self, batch: int) -> int:
@@ -774,7 +774,7 @@ class CheckpointCallback(keras.callbacks.Callback):
         super().__init__()
         self.job = job
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if not self.job._stop.is_set():
             self.job.save_checkpoint(epoch + 1)
 
