@@ -892,6 +892,23 @@ def time_training_steps(
     return Timing(first_step=first, step=(clock() - start) / steps)
 
 
+def pace_key(config: ModelConfig) -> ModelConfig:
+    """config reduced to what changes the pace of one training step (the network, its batch
+    size, augmentation, the optimizer): one timing serves every epochs, data size, seed and
+    callback setting."""
+    return dataclasses.replace(
+        config,
+        epochs=1,
+        train_samples=None,
+        validation_split=0.0,
+        seed=0,
+        preset="",
+        early_stopping=False,
+        reduce_lr_on_plateau=False,
+        checkpoint=False,
+    )
+
+
 def estimate_from_timing(config: ModelConfig, timing: Timing, available: int = TRAIN_SIZE) -> float:
     """Seconds of training config will take, from a measured Timing: every step at the timed
     pace, the first one slower, and the validation pass of each epoch (a forward pass is about a

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pandas as pd
 import streamlit as st
 
 from core import train_form
-from core.models import ModelConfig, Timing, estimate_from_timing, time_training_steps
+from core.models import ModelConfig, Timing, estimate_from_timing, pace_key, time_training_steps
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -22,21 +20,6 @@ def _timing(config: ModelConfig) -> Timing:
     return time_training_steps(config)
 
 
-def _pace_key(config: ModelConfig) -> ModelConfig:
-    # Only what changes the pace of a step: callbacks, data size and seed do not.
-    return dataclasses.replace(
-        config,
-        epochs=1,
-        train_samples=None,
-        validation_split=0.0,
-        seed=0,
-        preset="",
-        early_stopping=False,
-        reduce_lr_on_plateau=False,
-        checkpoint=False,
-    )
-
-
 def summary(config: ModelConfig, errors: dict[str, str], available: int) -> None:
     """Layers, parameters, training digits and an estimate timed on this machine."""
     st.markdown("**Model summary**")
@@ -46,7 +29,7 @@ def summary(config: ModelConfig, errors: dict[str, str], available: int) -> None
     rows, total = _summary(config)
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     n_train, _ = config.split_sizes(available)
-    seconds = estimate_from_timing(config, _timing(_pace_key(config)), available)
+    seconds = estimate_from_timing(config, _timing(pace_key(config)), available)
     st.markdown(
         f"**{total:,} parameters** · {n_train:,} training digits · "
         f"≈ **{_duration(seconds)}** of training here",
