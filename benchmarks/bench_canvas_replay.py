@@ -28,8 +28,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
-from benchmarks.bench_draw_page import CHROMIUM, CHROMIUM_ARGS, streamlit_server  # noqa: E402
+from benchmarks.bench_draw_page import streamlit_server  # noqa: E402
 from benchmarks.handwriting import Replay, canvas_replays, pointer_path, render_canvas  # noqa: E402
+from tests.browser.server import launch_chromium  # noqa: E402
 
 STEPS = 3
 """Pointer moves per leg between two waypoints of a stroke."""
@@ -275,7 +276,7 @@ def run(url: str, replays: list[Replay], args) -> list[tuple[str, list[Outcome]]
 
     results = []
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch_chromium(pw)
         if args.count:
             mouse = replay_all(browser, url, replays[: args.count], MOUSE)
             results.append(("mouse, 1400x1000", mouse))

@@ -18,14 +18,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -33,17 +29,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+
+from tests.browser.server import launch_chromium, start_app  # noqa: E402
+
 RECORD_LIFT = """
 document.addEventListener("pointerup", () => { window.__lifted = performance.now(); }, true);
 """
@@ -58,55 +46,20 @@ WAIT = 60_000
 @contextmanager
 def streamlit_server(runs_dir: Path, examples_dir: Path):
     """A Streamlit server for the app on a free port; yields its URL."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = dict(
-        os.environ,
-        DIGITLAB_RUNS_DIR=str(runs_dir),
-        DIGITLAB_EXAMPLES_DIR=str(examples_dir),
-        TF_CPP_MIN_LOG_LEVEL="2",
+    server = start_app(
+        {
+            "DIGITLAB_RUNS_DIR": str(runs_dir),
+            "DIGITLAB_EXAMPLES_DIR": str(examples_dir),
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "MNIST_DIR": os.environ.get(
+                "MNIST_DIR", str(ROOT.parent / "shared" / "data" / "mnist")
+            ),
+        }
     )
-    env.setdefault("MNIST_DIR", str(ROOT.parent / "shared" / "data" / "mnist"))
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "app.py",
-            "--server.headless=true",
-            "--server.address=127.0.0.1",
-            f"--server.port={port}",
-            "--server.fileWatcherType=none",
-            "--browser.gatherUsageStats=false",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                    if r.read().decode().strip() == "ok":
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("Streamlit did not start")
-            time.sleep(0.2)
-        yield url
+        yield server.url
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        server.stop()
 
 
 def stroke(page, box: dict, points: list[tuple[float, float]]) -> None:
@@ -149,7 +102,7 @@ def measure(url: str, run: str, strokes: int) -> list[float]:
 
     delays = []
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch_chromium(pw)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.add_init_script(RECORD_LIFT)
         page.goto(f"{url}/Draw?run={run}")
@@ -173,7 +126,7 @@ def screenshots(url: str, run: str, folder: Path, upload: np.ndarray) -> list[Pa
 
     folder.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw, tempfile.TemporaryDirectory() as tmp:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch_chromium(pw)
         shoot_a_seven(open_draw(browser, url, run), folder)
         page = open_draw(browser, url, run)
         stroke(page, canvas_box(page, clears=0), SCRIBBLE)

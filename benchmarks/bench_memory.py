@@ -24,16 +24,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +38,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.browser.support import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from tests.browser.server import launch_chromium, start_app  # noqa: E402
 
 PEAK_BUDGET_MB = 1200.0
 GROWTH_BUDGET_MB = 50.0
@@ -234,72 +230,6 @@ class Session:
             )
 
 
-def start_server(
-    data_dir: str, runs: Path, examples: Path, log: Path
-) -> tuple[subprocess.Popen, str]:
-    """`streamlit run app.py` in its own process group on a free port; it and its URL, once healthy."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = dict(
-        os.environ,
-        MNIST_DIR=data_dir,
-        DIGITLAB_RUNS_DIR=str(runs),
-        DIGITLAB_EXAMPLES_DIR=str(examples),
-        DIGITLAB_MAX_JOBS="1",
-        TF_CPP_MIN_LOG_LEVEL="2",
-    )
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamlit",
-                "run",
-                "app.py",
-                "--server.headless",
-                "true",
-                "--server.address",
-                "127.0.0.1",
-                "--server.port",
-                str(port),
-                "--server.fileWatcherType",
-                "none",
-                "--browser.gatherUsageStats",
-                "false",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.read().decode().strip() == "ok":
-                    return proc, url
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            stop_server(proc)
-            raise RuntimeError(f"Streamlit did not start:\n{log.read_text()[-3000:]}")
-        time.sleep(0.2)
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    """End the server's process group."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
 def extra_runs(data_dir: str, runs: Path) -> list[str]:
     """Three small runs trained by the command line, so Explore has five runs to look at."""
     names = []
@@ -361,7 +291,7 @@ def visit(url: str, sampler: Sampler, runs: Path, args, extra: list[str], files)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch_chromium(pw)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(WAIT)
         s = Session(page, url, sampler, runs)
@@ -415,18 +345,27 @@ def main() -> None:
     try:
         extra = extra_runs(data_dir, runs)
         files = upload_files(data_dir, files_dir)
-        proc, url = start_server(data_dir, runs, examples, log)
-        sampler = Sampler(proc.pid)
+        server = start_app(  # in its own process group: the sampler follows its pid
+            {
+                "MNIST_DIR": data_dir,
+                "DIGITLAB_RUNS_DIR": str(runs),
+                "DIGITLAB_EXAMPLES_DIR": str(examples),
+                "DIGITLAB_MAX_JOBS": "1",
+                "TF_CPP_MIN_LOG_LEVEL": "2",
+            },
+            log_path=log,
+        )
+        sampler = Sampler(server.pid)
         sampler.start()
         try:
             time.sleep(3.0)
             idle = sampler.rss_mb()
             print(f"{0:7.1f} s  idle server               {idle:7.1f} MB", flush=True)
-            session = visit(url, sampler, runs, args, extra, files)
+            session = visit(server.url, sampler, runs, args, extra, files)
         finally:
             sampler.stop()
             high_water = sampler.high_water_mb()
-            stop_server(proc)
+            server.stop(timeout=15)
         figures = session.figures
         peak = max(sampler.peak, high_water)
         growth = figures["rss_after_last_job_mb"] - figures["rss_after_first_job_mb"]

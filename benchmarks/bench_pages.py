@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.browser.support import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from tests.browser.server import launch_chromium, start_app  # noqa: E402
 
 SAMPLES, EPOCHS = 20000, 2
 SETUP = f"/Train?preset=fast&train_samples={SAMPLES}&epochs={EPOCHS}"
@@ -36,36 +36,6 @@ POINTS = """() => {
   if (!plots.length || !plots[0].calcdata || !plots[0].calcdata.length) return 0;
   return plots[0].calcdata[0].length || 0;
 }"""
-
-
-def start_server(data_dir: str, runs: Path) -> tuple[subprocess.Popen, str]:
-    import socket
-    import urllib.request
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {
-        **__import__("os").environ,
-        "MNIST_DIR": data_dir,
-        "DIGITLAB_RUNS_DIR": str(runs),
-        "DIGITLAB_EXAMPLES_DIR": str(runs.parent / "examples"),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--server.port", str(port),
-         "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
-                return proc, url
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError("server did not start")
 
 
 EXPLORE_IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
@@ -176,10 +146,17 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-pages-"))
     runs = tmp / "runs"
     runs.mkdir()
-    proc, url = start_server(args.data_dir, runs)
+    server = start_app(
+        {
+            "MNIST_DIR": args.data_dir,
+            "DIGITLAB_RUNS_DIR": str(runs),
+            "DIGITLAB_EXAMPLES_DIR": str(runs.parent / "examples"),
+        }
+    )
+    url = server.url
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            browser = launch_chromium(pw)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(120_000)
             page.goto(url)
@@ -240,10 +217,7 @@ def main() -> None:
                 explore_screenshots(browser, url, shots)
             browser.close()
     finally:
-        import os
-        import signal
-
-        os.killpg(proc.pid, signal.SIGTERM)
+        server.stop()
     cli_runs = tmp / "cli-runs"
     subprocess.run(
         [sys.executable, "-m", "core", "train", "--preset", "fast", "--train-samples", str(SAMPLES),

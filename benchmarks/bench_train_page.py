@@ -17,21 +17,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
-import socket
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.browser.support import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from tests.browser.server import launch_chromium, start_app  # noqa: E402
 
 # Points on the first Plotly chart (the loss): it grows with every refresh that brings new batches.
 POINTS = """() => {
@@ -39,55 +36,6 @@ POINTS = """() => {
   if (!plots.length || !plots[0].calcdata || !plots[0].calcdata.length) return 0;
   return plots[0].calcdata[0].length || 0;
 }"""
-
-
-def start_server(data_dir: str, runs: Path) -> tuple[subprocess.Popen, str]:
-    """`streamlit run app.py` in its own process group; returns it and its URL once healthy."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = dict(
-        os.environ,
-        MNIST_DIR=data_dir,
-        DIGITLAB_RUNS_DIR=str(runs),
-        DIGITLAB_EXAMPLES_DIR=str(runs.parent / "examples"),
-        TF_CPP_MIN_LOG_LEVEL="2",
-    )
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "app.py",
-            "--server.headless",
-            "true",
-            "--server.address",
-            "127.0.0.1",
-            "--server.port",
-            str(port),
-            "--server.fileWatcherType",
-            "none",
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
-                if r.read() == b"ok":
-                    return proc, url
-        except OSError:
-            time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)
-    raise RuntimeError("the Streamlit server did not start within 60 s")
 
 
 def images_per_second(run_dir: Path) -> float:
@@ -101,12 +49,12 @@ def watch_training(url: str, setup: str, shots: Path | None) -> tuple[float, lis
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch_chromium(pw)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(120_000)
         page.goto(url + setup)
         page.get_by_role("heading", name="Train a network").wait_for()
-        page.get_by_text("parameters").first.wait_for()  # the model summary is drawn
+        page.get_by_text(re.compile(r"^[\d,]+ parameters$")).first.wait_for()  # the summary
         page.get_by_role("spinbutton", name="Epochs").wait_for()  # widgets drawn, not skeletons
         if shots:
             page.wait_for_timeout(1000)
@@ -154,12 +102,18 @@ def main() -> None:
     runs.mkdir()
     setup = f"/Train?preset=fast&train_samples={args.samples}&epochs={args.epochs}"
 
-    proc, url = start_server(data_dir, runs)
+    server = start_app(
+        {
+            "MNIST_DIR": data_dir,
+            "DIGITLAB_RUNS_DIR": str(runs),
+            "DIGITLAB_EXAMPLES_DIR": str(runs.parent / "examples"),
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+        }
+    )
     try:
-        first_point, changes = watch_training(url, setup, shots)
+        first_point, changes = watch_training(server.url, setup, shots)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+        server.stop(timeout=30)
     page_rate = images_per_second(next(runs.iterdir()))
 
     cli_runs = tmp / "cli-runs"

@@ -32,7 +32,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,11 +43,8 @@ from core.engine import JobRequest  # noqa: E402
 from core.models import preset  # noqa: E402
 from core.rq_engine import RQEngine  # noqa: E402
 from core.runs import RunStore  # noqa: E402
-from tests.redis_support import RedisServer, free_port  # noqa: E402
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+from tests.browser.server import launch_chromium, start_app  # noqa: E402
+from tests.redis_support import RedisServer  # noqa: E402
 
 
 def wait_until(condition, timeout: float, what: str, every: float = 0.2):
@@ -168,39 +164,18 @@ class App:
     """`streamlit run app.py` with DIGITLAB_REDIS_URL, its process for memory figures."""
 
     def __init__(self, url: str, data_dir: str, tmp: Path, cpus=None):
-        port = free_port()
-        env = dict(os.environ, MNIST_DIR=data_dir, DIGITLAB_REDIS_URL=url,
+        env = dict(MNIST_DIR=data_dir, DIGITLAB_REDIS_URL=url,
                    DIGITLAB_RUNS_DIR=str(tmp / "app-runs"), DIGITLAB_EXAMPLES_DIR=str(tmp / "ex"),
                    TF_CPP_MIN_LOG_LEVEL="2")  # fmt: skip
         pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
-        self.log = open(tmp / "app.log", "w")  # noqa: SIM115 - the server writes it
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-             "--server.address", "127.0.0.1", "--server.port", str(port),
-             "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-            start_new_session=True, preexec_fn=pin,
-        )  # fmt: skip
-        self.url = f"http://127.0.0.1:{port}"
-
-        def healthy():
-            try:
-                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as r:
-                    return r.read().decode().strip() == "ok"
-            except OSError:
-                return False
-
-        wait_until(healthy, 90, "the Streamlit server")
+        self.server = start_app(env, log_path=tmp / "app.log", timeout=90, preexec_fn=pin)
+        self.proc, self.url = self.server.process, self.server.url
 
     def rss_mb(self) -> float:
         return psutil.Process(self.proc.pid).memory_info().rss / 2**20
 
     def close(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.server.stop()
 
 
 def images_per_second(job) -> float:
@@ -369,7 +344,7 @@ def main() -> None:
                     print(f"training speed with the Train page open ({label}):", flush=True)
                     # Pinned: this process, the browser it launches and the web server on core 0.
                     os.sched_setaffinity(0, {0} if pinned else everything)
-                    browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                    browser = launch_chromium(pw)
                     r = page_ratio(
                         server, data_dir, tmp, ratio_config, args.repeats, browser, pinned
                     )
@@ -377,7 +352,7 @@ def main() -> None:
                     print(f"  ratio {r['ratio']} (goal 0.95)", flush=True)
                     result["page"].append(r)
                 os.sched_setaffinity(0, everything)
-                browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                browser = launch_chromium(pw)
                 print("web process memory, 4 pages open, their 4 jobs on 4 workers:", flush=True)
                 mem = web_memory(server, data_dir, tmp, short, browser)
                 print(f"  idle {mem['idle_mb']} MB, while training up to {mem['max_training_mb']} MB"

@@ -7,31 +7,22 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
+from tests.browser.server import (
+    CHROMIUM,
+    ROOT,
+    AppServer,
+    ServerDidNotStart,
+    launch_chromium,
+    start_app,
+)
+
 ADMIN_TOKEN = "operator-token-for-tests"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def _patient_expectations() -> None:
@@ -68,24 +59,12 @@ def require_browser() -> None:
         pytest.skip(message)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class AppServer:
-    """A running Streamlit server for the app."""
-
-    url: str
-    runs_dir: Path
-    examples_dir: Path
-    log_path: Path
-
-    def log(self) -> str:
-        """What the server printed so far."""
-        return self.log_path.read_text(errors="replace")
+def start_app_or_fail(env_overrides: dict[str, str], log_path: Path) -> AppServer:
+    """start_app for a fixture: a server that does not start fails the test with its log."""
+    try:
+        return start_app(env_overrides, log_path=log_path)
+    except ServerDidNotStart as e:
+        pytest.fail(str(e))
 
 
 @pytest.fixture(scope="session")
@@ -96,62 +75,19 @@ def app_server(tmp_path_factory) -> Iterator[AppServer]:
     runs, examples = base / "runs", base / "examples"
     runs.mkdir()
     examples.mkdir()
-    port = _free_port()
-    env = dict(
-        os.environ,
-        MNIST_DIR=str(mnist_dir()),
-        DIGITLAB_RUNS_DIR=str(runs),
-        DIGITLAB_EXAMPLES_DIR=str(examples),
-        DIGITLAB_MAX_JOBS="1",
-        DIGITLAB_ADMIN_TOKEN=ADMIN_TOKEN,
-        TF_CPP_MIN_LOG_LEVEL="2",
+    server = start_app_or_fail(
+        {
+            "MNIST_DIR": str(mnist_dir()),
+            "DIGITLAB_RUNS_DIR": str(runs),
+            "DIGITLAB_EXAMPLES_DIR": str(examples),
+            "DIGITLAB_MAX_JOBS": "1",
+            "DIGITLAB_ADMIN_TOKEN": ADMIN_TOKEN,
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+        },
+        base / "server.log",
     )
-    log_path = base / "server.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamlit",
-                "run",
-                "app.py",
-                "--server.headless",
-                "true",
-                "--server.address",
-                "127.0.0.1",
-                "--server.port",
-                str(port),
-                "--server.fileWatcherType",
-                "none",
-                "--browser.gatherUsageStats",
-                "false",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.read().decode().strip() == "ok":
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            os.killpg(proc.pid, signal.SIGKILL)
-            pytest.fail(f"Streamlit did not start:\n{log_path.read_text()[-3000:]}")
-        time.sleep(0.2)
-    server = AppServer(url, runs, examples, log_path)
     yield server
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+    server.stop()
     shutil.rmtree(base, ignore_errors=True)
 
 
@@ -162,7 +98,7 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        b = launch_chromium(pw)
         yield b
         b.close()
 

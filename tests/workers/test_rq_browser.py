@@ -1,21 +1,19 @@
 """Browser end to end with DIGITLAB_REDIS_URL: the job waits for a worker, then its chart moves in a
 real Chromium while a worker process trains it, and the finished run is listed and linked."""
 
-import os
 import re
-import signal
-import subprocess
-import sys
 import time
-import urllib.request
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.support import AppServer, assert_no_exception, mnist_dir, require_browser
+from tests.browser.support import (
+    assert_no_exception,
+    mnist_dir,
+    require_browser,
+    start_app_or_fail,
+)
 from tests.browser.test_browser_train import chart_points
-from tests.conftest import ROOT
-from tests.redis_support import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -31,42 +29,18 @@ def rq_app_server(redis_server, tmp_path_factory):
     require_browser()
     base = tmp_path_factory.mktemp("rq-e2e")
     runs, examples = base / "runs", base / "examples"
-    port = free_port()
-    env = dict(
-        os.environ,
-        MNIST_DIR=str(mnist_dir()),
-        DIGITLAB_RUNS_DIR=str(runs),
-        DIGITLAB_EXAMPLES_DIR=str(examples),
-        DIGITLAB_REDIS_URL=redis_server.url,
-        TF_CPP_MIN_LOG_LEVEL="2",
+    server = start_app_or_fail(
+        {
+            "MNIST_DIR": str(mnist_dir()),
+            "DIGITLAB_RUNS_DIR": str(runs),
+            "DIGITLAB_EXAMPLES_DIR": str(examples),
+            "DIGITLAB_REDIS_URL": redis_server.url,
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+        },
+        base / "server.log",
     )
-    log_path = base / "server.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-             "--server.address", "127.0.0.1", "--server.port", str(port),
-             "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.read().decode().strip() == "ok":
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            os.killpg(proc.pid, signal.SIGKILL)
-            pytest.fail(f"Streamlit did not start:\n{log_path.read_text()[-3000:]}")
-        time.sleep(0.2)
-    yield AppServer(url, runs, examples, log_path)
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+    yield server
+    server.stop()
 
 
 def test_a_job_waits_then_trains_on_a_worker_with_the_chart_moving(
