@@ -135,8 +135,18 @@ def _label(job: Job) -> str:
     return train_form.job_label(job, visitor.display_name(job.owner, owner()))
 
 
+CHART_EVERY = "3s"
+"""How often the charts and probe digits redraw while a job trains, once the first points are
+drawn. Redrawing three Plotly charts costs the browser about half a core on a 2-core machine,
+taken from training when the browser shares the machine (benchmarks/bench_train_page.py): the
+status line and progress bar still tick every second."""
+CHARTS_DRAWN = "train_charts_drawn"
+
+
 def watch(job: Job, data: MnistData) -> None:
-    """The live section: smoothing, then the panel that ticks every second while the job runs."""
+    """The live section: smoothing, the status that ticks every second while the job runs, and
+    the charts, which tick every second until their first points are drawn, then every
+    CHART_EVERY."""
     st.subheader("Watch")
     st.slider(
         "Smoothing",
@@ -146,23 +156,32 @@ def watch(job: Job, data: MnistData) -> None:
         key="train_smoothing",
         help="Exponential moving average of the per-batch curves, as in TensorBoard.",
     )
-    interval = "1s" if not job.state.done else None
-    st.fragment(run_every=interval)(_live)(job, data)
+    running = not job.state.done
+    st.fragment(run_every="1s" if running else None)(_live_status)(job)
+    drawn = st.session_state.get(CHARTS_DRAWN) == job.id
+    every = (CHART_EVERY if drawn else "1s") if running else None
+    st.fragment(run_every=every)(_live_charts)(job, data, drawn)
 
 
-def _live(job: Job, data: MnistData) -> None:
+def _live_status(job: Job) -> None:
+    """State, Stop and progress; when the job ends, the whole page once (its results, the runs)."""
     snap = job.snapshot()
     _status(snap)
-    stop, scale = st.columns([0.12, 0.88], vertical_alignment="center")
-    with stop:
-        _stop_button(job, snap)
-    log_x = scale.toggle(
+    _stop_button(job, snap)
+    if snap.state.done and st.session_state.get("train_seen_done") != job.id:
+        st.session_state["train_seen_done"] = job.id
+        st.rerun(scope="app")
+
+
+def _live_charts(job: Job, data: MnistData, drawn: bool) -> None:
+    snap = job.snapshot()
+    log_x = st.toggle(
         "Log-scale x",
         key="train_log_x",
         help="Spread out the first batches, where most of the learning happens.",
     )
     smooth = st.session_state.get("train_smoothing", 0.6)
-    # While it trains, lighter traces (the page redraws every second); once done, the full ones.
+    # While it trains, lighter traces; once done, the full ones.
     points = {} if snap.state.done else {"max_points": charts.LIVE_POINTS, "tail": charts.LIVE_TAIL}
     for col, metric in zip(st.columns(2), ("loss", "accuracy"), strict=True):
         col.plotly_chart(
@@ -187,8 +206,9 @@ def _live(job: Job, data: MnistData) -> None:
     )
     _probes(job, snap, data)
     _results(snap)
-    if snap.state.done and st.session_state.get("train_seen_done") != job.id:
-        st.session_state["train_seen_done"] = job.id
+    if not drawn and not snap.state.done and snap.batch_history.get("step"):
+        # The first points are on screen: from now on the charts redraw every CHART_EVERY.
+        st.session_state[CHARTS_DRAWN] = job.id
         st.rerun(scope="app")
 
 

@@ -58,7 +58,9 @@ def test_downsample_is_bounded_and_keeps_both_ends(n, max_points):
     assert np.array_equal(ys, xs**2)  # pairs stay pairs
 
 
-@pytest.mark.parametrize("n, max_points, tail", [(10_000, 400, 50), (401, 400, 50), (5_000, 10, 50)])
+@pytest.mark.parametrize(
+    "n, max_points, tail", [(10_000, 400, 50), (401, 400, 50), (5_000, 10, 50)]
+)
 def test_downsample_keeps_the_last_points_exact(n, max_points, tail):
     x = np.arange(n, dtype=float)
     xs, ys = charts.downsample(x, -x, max_points, tail)
