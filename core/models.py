@@ -870,12 +870,17 @@ class Timing:
     """Seconds of the first step: TensorFlow traces and compiles the training step there."""
     step: float
     """Seconds of each later step."""
+    first_eval: float = 0.0
+    """Seconds of the first validation batch: the validation step is traced on its own."""
+    epoch_end: float = 0.0
+    """Seconds of the network's guesses for the probe digits, shown after every epoch."""
 
 
 def time_training_steps(
     config: ModelConfig, steps: int = 4, clock: Callable[[], float] | None = None
 ) -> Timing:
-    """Time a few training steps of config's network on blank digits of its batch size."""
+    """Time a few training steps of config's network on blank digits of its batch size, then
+    its first validation batch and one guess for the dozen probe digits."""
     import numpy as np
 
     clock = clock or time.perf_counter
@@ -889,7 +894,15 @@ def time_training_steps(
     start = clock()
     for _ in range(steps):
         model.train_on_batch(x, y)
-    return Timing(first_step=first, step=(clock() - start) / steps)
+    step = (clock() - start) / steps
+    start = clock()
+    model.test_on_batch(x, y)
+    first_eval = clock() - start
+    probes = x[:12]
+    model(probes, training=False)  # the first eager call builds what later ones reuse
+    start = clock()
+    model(probes, training=False)
+    return Timing(first_step=first, step=step, first_eval=first_eval, epoch_end=clock() - start)
 
 
 def pace_key(config: ModelConfig) -> ModelConfig:
@@ -911,9 +924,17 @@ def pace_key(config: ModelConfig) -> ModelConfig:
 
 def estimate_from_timing(config: ModelConfig, timing: Timing, available: int = TRAIN_SIZE) -> float:
     """Seconds of training config will take, from a measured Timing: every step at the timed
-    pace, the first one slower, and the validation pass of each epoch (a forward pass is about a
-    third of a training step)."""
+    pace, the first one slower, the validation pass of each epoch (a forward pass is about a
+    third of a training step; its first batch traces the validation step) and the probe
+    digits' guesses after each epoch."""
     steps = config.steps_per_epoch(available) * config.epochs
     _, n_val = config.split_sizes(available)
     validation = timing.step / 3 * math.ceil(n_val / config.batch_size) * config.epochs
-    return timing.first_step + max(0, steps - 1) * timing.step + validation
+    if n_val:
+        validation += timing.first_eval
+    return (
+        timing.first_step
+        + max(0, steps - 1) * timing.step
+        + validation
+        + timing.epoch_end * config.epochs
+    )

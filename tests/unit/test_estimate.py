@@ -12,9 +12,16 @@ from tests.conftest import TINY_CONFIG
 
 
 def test_timing_reads_the_first_step_apart_from_the_others_on_a_stub_clock():
-    ticks = iter([10.0, 11.5, 20.0, 20.8])  # first step 1.5 s; then 4 steps in 0.8 s
+    # First step 1.5 s; then 4 steps in 0.8 s; the first validation batch 0.6 s; the probe
+    # digits' guess 0.05 s.
+    ticks = iter([10.0, 11.5, 20.0, 20.8, 30.0, 30.6, 40.0, 40.05])
     timing = time_training_steps(TINY_CONFIG, steps=4, clock=lambda: next(ticks))
-    assert timing == Timing(first_step=1.5, step=pytest.approx(0.2))
+    assert timing == Timing(
+        first_step=1.5,
+        step=pytest.approx(0.2),
+        first_eval=pytest.approx(0.6),
+        epoch_end=pytest.approx(0.05),
+    )
 
 
 def test_estimate_from_a_timing_by_hand():
@@ -26,6 +33,10 @@ def test_estimate_from_a_timing_by_hand():
     # at a third of a step each.
     expected = 2.0 + 23 * 0.1 + 3 * 2 * 0.1 / 3
     assert estimate_from_timing(held, Timing(2.0, 0.1)) == pytest.approx(expected)
+    # The validation step's trace once, and the probe digits' guesses after each epoch.
+    timed = Timing(2.0, 0.1, first_eval=0.5, epoch_end=0.04)
+    assert estimate_from_timing(held, timed) == pytest.approx(expected + 0.5 + 3 * 0.04)
+    assert estimate_from_timing(config, timed) == pytest.approx(2.0 + 29 * 0.1 + 3 * 0.04)
 
 
 def test_time_left_follows_the_recent_pace_not_the_slow_start(monkeypatch):
