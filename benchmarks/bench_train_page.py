@@ -206,6 +206,8 @@ def main() -> None:
     result = {"first_point_s": round(first_point, 2), "polled_page_ips": round(polled)}
     for label, figures in rounds.items():
         ratios = [p / c for p, c in figures]
+        if not ratios:
+            continue
         print(
             f"throughput, {label}: ratio median {statistics.median(ratios):.2f} "
             f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)})"
