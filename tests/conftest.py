@@ -58,6 +58,34 @@ def mnist(mnist_dir):
 
 
 @pytest.fixture(scope="session")
+def small(mnist):
+    """The first 2,000 training and 1,000 test digits of the real MNIST: enough to train and
+    evaluate, quick to predict."""
+    from core.data import MnistData
+
+    return MnistData(
+        x_train=mnist.x_train[:2000],
+        y_train=mnist.y_train[:2000],
+        x_test=mnist.x_test[:1000],
+        y_test=mnist.y_test[:1000],
+        source="local",
+        description="first 2,000 / 1,000 MNIST digits",
+    )
+
+
+@pytest.fixture
+def registry():
+    """A one-slot job registry, shut down after the test with no job thread left running."""
+    from core.training import JobRegistry
+
+    reg = JobRegistry(max_concurrent=1)
+    yield reg
+    reg.shutdown(timeout=60)
+    alive = [job.id for job in reg.jobs() if job._thread is not None and job._thread.is_alive()]
+    assert not alive, f"job threads still running after shutdown: {alive}"
+
+
+@pytest.fixture(scope="session")
 def tiny_config() -> ModelConfig:
     """TINY_CONFIG, for tests that take it as a fixture (ModelConfig is frozen)."""
     return TINY_CONFIG

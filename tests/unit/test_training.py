@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 
 from core import memory, training
-from core.data import MnistData
 from core.training import (
     JobRegistry,
     JobState,
@@ -196,28 +195,6 @@ def test_probe_indices_first_of_each_digit_then_the_next():
 # Enough batches that a job is surely still training when a test looks at it; tests stop it.
 LONG = dataclasses.replace(TINY_CONFIG, epochs=50, train_samples=2000)
 DEADLINE = 120.0
-
-
-@pytest.fixture(scope="module")
-def small(mnist):
-    """The first 2,000 training and 1,000 test digits of the real MNIST."""
-    return MnistData(
-        x_train=mnist.x_train[:2000],
-        y_train=mnist.y_train[:2000],
-        x_test=mnist.x_test[:1000],
-        y_test=mnist.y_test[:1000],
-        source="local",
-        description="first 2,000 / 1,000 MNIST digits",
-    )
-
-
-@pytest.fixture
-def registry():
-    reg = JobRegistry(max_concurrent=1)
-    yield reg
-    reg.shutdown(timeout=60)
-    alive = [job.id for job in reg.jobs() if job._thread is not None and job._thread.is_alive()]
-    assert not alive, f"job threads still running after shutdown: {alive}"
 
 
 def wait_until(predicate, timeout=DEADLINE, what="condition"):

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from core import records, training
-from core.data import MnistData
-from core.training import JobRegistry, JobState, Progress, TrainingJob
+from core.training import JobState, Progress, TrainingJob
 from tests.conftest import TINY_CONFIG
 from tests.unit.test_training import make_callback, run_epochs
 
@@ -82,25 +81,6 @@ def test_early_stopping_record_and_sentence_by_hand():
     assert training.early_stopping_text(best_last, 2, 2) == ""
     assert training.early_stopping_record([object()]) is None
     assert training.early_stopping_text(None, 3, 3) == ""
-
-
-@pytest.fixture(scope="module")
-def small(mnist):
-    return MnistData(
-        x_train=mnist.x_train[:2000],
-        y_train=mnist.y_train[:2000],
-        x_test=mnist.x_test[:1000],
-        y_test=mnist.y_test[:1000],
-        source="local",
-        description="first 2,000 / 1,000 MNIST digits",
-    )
-
-
-@pytest.fixture
-def registry():
-    reg = JobRegistry(max_concurrent=1)
-    yield reg
-    reg.shutdown(timeout=60)
 
 
 class WeightsAtEpochEnd(keras.callbacks.Callback):

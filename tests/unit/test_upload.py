@@ -14,21 +14,8 @@ import pytest
 from keras import layers
 
 from core import explain, upload
-from core.data import MnistData, held_out, preprocess_images
+from core.data import held_out, preprocess_images
 from core.upload import UploadError
-
-
-@pytest.fixture(scope="module")
-def small(mnist):
-    """A thousand test digits: enough to evaluate, quick to predict."""
-    return MnistData(
-        x_train=mnist.x_train[:2000],
-        y_train=mnist.y_train[:2000],
-        x_test=mnist.x_test[:1000],
-        y_test=mnist.y_test[:1000],
-        source="local",
-        description="first 2,000 / 1,000 MNIST digits",
-    )
 
 
 def keras_bytes(model, tmp_path, name="model.keras") -> bytes:
