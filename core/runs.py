@@ -511,8 +511,11 @@ def _writer_alive(folder_name: str) -> bool:
     if len(parts) != 3 or not parts[1].isdigit():
         return False  # named before folders carried a process id: nobody is writing it
     pid = int(parts[1])
-    if pid == os.getpid():
-        return True
+    return pid == os.getpid() or process_alive(pid)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (one we may not signal counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

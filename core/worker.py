@@ -33,6 +33,7 @@ from rq import Worker
 from rq.serializers import JSONSerializer
 
 from core.rq_engine import ALIVE_TTL, QUEUE, RECORD_TTL, connect, decode_examples, keys, redact
+from core.runs import process_alive
 
 if TYPE_CHECKING:
     from redis.client import Pipeline
@@ -352,20 +353,10 @@ def clean_horse_folders() -> list[str]:
     removed = []
     for path in Path(tempfile.gettempdir()).glob(f"{HORSE_PREFIX}*"):
         pid = path.name[len(HORSE_PREFIX) :].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path.name)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _retire_if_dead(connection: redis.Redis, name: str) -> None:

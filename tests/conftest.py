@@ -1,6 +1,8 @@
 """Shared fixtures and markers: the real MNIST, one tiny configuration and model, clean state."""
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +18,22 @@ from core.models import ConvBlock, ModelConfig  # noqa: E402
 from core.runs import RunStore  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`python -m core ARGS` as a user runs it: from the repository root, with none of the test
+    session's MNIST_DIR or DIGITLAB_* settings, output captured as text."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MNIST_DIR", "DIGITLAB_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "core", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 BROWSER_TESTS = ROOT / "tests" / "browser"
 
 # A network that trains on a few hundred digits in a second or two.

@@ -4,28 +4,14 @@ import contextlib
 import dataclasses
 import io
 import json
-import os
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import h5py
 import pytest
 
-from tests.conftest import ROOT, TINY_CONFIG
-
-
-def run(*args, timeout=300):
-    env = {k: v for k, v in os.environ.items() if k not in ("MNIST_DIR", "DIGITLAB_RUNS_DIR")}
-    return subprocess.run(
-        [sys.executable, "-m", "core", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+from tests.conftest import TINY_CONFIG
+from tests.conftest import run_cli as run
 
 
 @pytest.mark.slow

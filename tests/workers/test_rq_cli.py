@@ -1,28 +1,13 @@
 """`python -m core train --redis-url URL` and `python -m core worker`, as a user runs them."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import run_cli as core
 
 LOCAL_KEYS = {"run", "state", "preset", "test_accuracy", "test_loss", "train_seconds", "epochs"}
 LOCAL_KEYS |= {"images_per_second", "peak_rss_mb", "data_source"}
-
-
-def core(*args, timeout=300):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MNIST_DIR", "DIGITLAB_"))}
-    return subprocess.run(
-        [sys.executable, "-m", "core", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 @pytest.mark.slow
