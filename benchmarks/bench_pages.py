@@ -27,15 +27,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.browser.server import launch_chromium, start_app  # noqa: E402
+from tests.browser.server import CHART_POINTS, launch_chromium, start_app  # noqa: E402
 
 SAMPLES, EPOCHS = 20000, 2
 SETUP = f"/Train?preset=fast&train_samples={SAMPLES}&epochs={EPOCHS}"
-POINTS = """() => {
-  const plots = document.querySelectorAll('.stPlotlyChart .js-plotly-plot');
-  if (!plots.length || !plots[0].calcdata || !plots[0].calcdata.length) return 0;
-  return plots[0].calcdata[0].length || 0;
-}"""
 
 
 EXPLORE_IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
@@ -173,7 +168,7 @@ def main() -> None:
             clicked = time.perf_counter()
             changes, last = [], 0
             while True:
-                n = page.evaluate(POINTS)
+                n = page.evaluate(CHART_POINTS)
                 now = time.perf_counter()
                 if n != last and n > 0:
                     changes.append(now)

@@ -33,14 +33,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.browser.server import CHROMIUM, CHROMIUM_ARGS, launch_chromium, start_app  # noqa: E402
+from tests.browser.server import (  # noqa: E402
+    CHART_POINTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    launch_chromium,
+    start_app,
+)
 
 # Points on the first Plotly chart (the loss): it grows with every refresh that brings new batches.
-POINTS = """() => {
-  const plots = document.querySelectorAll('.stPlotlyChart .js-plotly-plot');
-  if (!plots.length || !plots[0].calcdata || !plots[0].calcdata.length) return 0;
-  return plots[0].calcdata[0].length || 0;
-}"""
 
 
 def images_per_second(run_dir: Path) -> float:
@@ -71,7 +72,7 @@ def watch_training(url: str, setup: str, shots: Path | None) -> tuple[float, lis
         last = 0
         running_shot = False
         while not page.get_by_text("Finished — Test accuracy").count():
-            n = page.evaluate(POINTS)
+            n = page.evaluate(CHART_POINTS)
             if n != last and n > 0:
                 changes.append(time.perf_counter())
                 last = n

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -131,7 +132,7 @@ def _empty(message: str, height: int = 360) -> go.Figure:
     return _layout(fig, height)
 
 
-def _scale(metric: str) -> float:
+def metric_scale(metric: str) -> float:
     """Accuracy-like metrics are shown in percent."""
     return 100.0 if "accuracy" in metric else 1.0
 
@@ -242,6 +243,68 @@ def _early_stopping_marks(
         )
 
 
+@dataclass(frozen=True)
+class Series:
+    """One line of a training chart, independent of the library that draws it."""
+
+    name: str
+    x: np.ndarray
+    y: np.ndarray
+    color: str
+    width: float = 2.0
+    opacity: float = 1.0
+    dash: str | None = None
+    markers: bool = False
+    partial: np.ndarray | None = None  # per point: an epoch cut short (open marker)
+
+
+def curve_series(
+    batch_history: Mapping[str, Sequence[float]],
+    epoch_history: Mapping[str, Sequence[float]],
+    metric: str = "loss",
+    smoothing: float = 0.6,
+    batches_per_epoch: int | None = None,
+    max_points: int = 2000,
+    tail: int = 0,
+) -> list[Series]:
+    """The lines of one metric's training chart, in drawing order: per batch (raw, faint; then
+    smoothed), then per epoch (training mean, validation), y already in the metric's unit."""
+    steps = np.asarray(batch_history.get("step", []), dtype=float)
+    values = np.asarray(batch_history.get(metric, []), dtype=float)
+    n = min(len(steps), len(values))
+    epochs, partial = _epoch_positions(epoch_history)
+    pct = metric_scale(metric)
+    out: list[Series] = []
+    if n:
+        x = steps[:n] / batches_per_epoch if batches_per_epoch else steps[:n]
+        y = values[:n] * pct
+        xs, ys = downsample(x, y, max_points, tail)
+        out.append(Series("per batch", xs, ys, TRAIN_COLOR, width=1, opacity=0.3))
+        xs, ys = downsample(x, ema_smooth(y, smoothing), max_points, tail)
+        out.append(Series("per batch, smoothed", xs, ys, TRAIN_COLOR))
+    if (batches_per_epoch or n == 0) and len(epochs):
+        for key, name, color, dash in (
+            (metric, "training, epoch mean", "#9ec1ff", "dot"),
+            (f"val_{metric}", "validation", VAL_COLOR, None),
+        ):
+            series = np.asarray(epoch_history.get(key, []), dtype=float)
+            k = min(len(epochs), len(series))
+            if k:
+                out.append(
+                    Series(
+                        name,
+                        epochs[:k],
+                        series[:k] * pct,
+                        color,
+                        width=2,
+                        dash=dash,
+                        markers=True,
+                        partial=partial[:k],
+                    )
+                )
+    return out
+
+
 def training_curves(
     batch_history: Mapping[str, Sequence[float]],
     epoch_history: Mapping[str, Sequence[float]],
@@ -261,78 +324,59 @@ def training_curves(
     best and firing epochs are marked on the validation curve. Each per-batch trace has at most
     max_points points, the last `tail` of them exact (see downsample).
     """
-    steps = np.asarray(batch_history.get("step", []), dtype=float)
-    values = np.asarray(batch_history.get(metric, []), dtype=float)
-    n = min(len(steps), len(values))
-    epochs, partial = _epoch_positions(epoch_history)
-    in_epochs = bool(batches_per_epoch) or n == 0
-    if n == 0 and not (len(epochs) and metric in epoch_history):
+    lines = curve_series(
+        batch_history, epoch_history, metric, smoothing, batches_per_epoch, max_points, tail
+    )
+    if not lines:
         return _empty(WAITING)
-
-    pct = _scale(metric)
+    n = len(batch_history.get("step", []))
+    in_epochs = bool(batches_per_epoch) or n == 0
+    pct = metric_scale(metric)
     unit = "%" if pct == 100.0 else ""
     where = "epoch %{x:.2f}" if in_epochs else "batch %{x:.0f}"
     hover = f"{where}<br>%{{y:.3f}}{unit}<extra>%{{fullData.name}}</extra>"
     fig = go.Figure()
-    if n:
-        x = steps[:n] / batches_per_epoch if batches_per_epoch else steps[:n]
-        y = values[:n] * pct
-        xs, ys = downsample(x, y, max_points, tail)
+    for line in lines:
+        style = dict(color=line.color, width=line.width, dash=line.dash)
+        if not line.markers:
+            fig.add_scatter(
+                x=line.x,
+                y=line.y,
+                mode="lines",
+                name=line.name,
+                line=style,
+                opacity=line.opacity,
+                hovertemplate=hover,
+            )
+            continue
         fig.add_scatter(
-            x=xs,
-            y=ys,
-            mode="lines",
-            name="per batch",
-            line=dict(color=TRAIN_COLOR, width=1),
-            opacity=0.3,
-            hovertemplate=hover,
+            x=line.x,
+            y=line.y,
+            mode="lines+markers",
+            name=line.name,
+            line=style,
+            marker=_epoch_markers(line.partial),
+            text=_partial_notes(line.x, line.partial),
+            hovertemplate=f"{where}%{{text}}<br>%{{y:.3f}}{unit}<extra>%{{fullData.name}}</extra>",
         )
-        xs, ys = downsample(x, ema_smooth(y, smoothing), max_points, tail)
-        fig.add_scatter(
-            x=xs,
-            y=ys,
-            mode="lines",
-            name="per batch, smoothed",
-            line=dict(color=TRAIN_COLOR, width=2),
-            hovertemplate=hover,
-        )
-    if in_epochs and len(epochs):
-        marked = None
-        for key, name, line in (
-            (metric, "training, epoch mean", dict(color="#9ec1ff", dash="dot")),
-            (f"val_{metric}", "validation", dict(color=VAL_COLOR, width=2)),
-        ):
-            series = np.asarray(epoch_history.get(key, []), dtype=float)
-            k = min(len(epochs), len(series))
-            if k:
-                marked = series
-                fig.add_scatter(
-                    x=epochs[:k],
-                    y=series[:k] * pct,
-                    mode="lines+markers",
-                    name=name,
-                    line=line,
-                    marker=_epoch_markers(partial[:k]),
-                    text=_partial_notes(epochs[:k], partial[:k]),
-                    hovertemplate=f"{where}%{{text}}<br>%{{y:.3f}}{unit}"
-                    "<extra>%{fullData.name}</extra>",
-                )
-        if marked is not None:
-            _early_stopping_marks(fig, epochs, marked, early_stopping, pct)
+    marked = [line for line in lines if line.markers]
+    if marked:
+        epochs = _epoch_positions(epoch_history)[0]
+        _early_stopping_marks(fig, epochs, marked[-1].y / pct, early_stopping, pct)
     title, y_title = METRIC_TITLES.get(metric, (metric.replace("_", " "), metric.replace("_", " ")))
     _log_x(fig, log_x, EPOCH_AXIS if in_epochs else BATCH_AXIS)
     fig.update_yaxes(title=y_title, ticksuffix=unit)
     return _layout(fig, title=title)
 
 
-def learning_rate_curve(
+def lr_series(
     history: Mapping[str, Sequence[float]],
     batches_per_epoch: int | None = None,
-    log_x: bool = False,
     max_points: int = 2000,
     tail: int = 0,
-) -> go.Figure:
-    """The learning rate along training, from a batch history ("step") or an epoch history ("epoch")."""
+) -> tuple[Series | None, str]:
+    """The learning rate along training, from a batch history ("step") or an epoch history
+    ("epoch"), as one line (None before the first record) and the x axis's title."""
     lr = np.asarray(history.get("learning_rate", []), dtype=float)
     if "step" in history:
         x = np.asarray(history["step"], dtype=float)
@@ -344,19 +388,34 @@ def learning_rate_curve(
         x, x_title = _epoch_positions(history)[0], EPOCH_AXIS
     n = min(len(x), len(lr))
     if n == 0:
-        return _empty(WAITING, 220)
+        return None, x_title
     xs, ys = downsample(x[:n], lr[:n], max_points, tail)
+    return Series("learning rate", xs, ys, THIRD_COLOR, markers=n < 50), x_title
+
+
+def learning_rate_curve(
+    history: Mapping[str, Sequence[float]],
+    batches_per_epoch: int | None = None,
+    log_x: bool = False,
+    max_points: int = 2000,
+    tail: int = 0,
+) -> go.Figure:
+    """The learning rate along training, from a batch history ("step") or an epoch history ("epoch")."""
+    line, x_title = lr_series(history, batches_per_epoch, max_points, tail)
+    if line is None:
+        return _empty(WAITING, 220)
+    ys = line.y
     fig = go.Figure(
         go.Scatter(
-            x=xs,
+            x=line.x,
             y=ys,
-            mode="lines+markers" if n < 50 else "lines",
-            line=dict(color=THIRD_COLOR),
+            mode="lines+markers" if line.markers else "lines",
+            line=dict(color=line.color),
             hovertemplate="%{x:.2f}: %{y:.2e}<extra></extra>",
         )
     )
     _log_x(fig, log_x, x_title)
-    log_y = _spans_decades(ys)
+    log_y = spans_decades(ys)
     top = float(np.nanmax(ys, initial=0.0))
     fig.update_yaxes(
         title="learning rate (step size)",
@@ -368,7 +427,7 @@ def learning_rate_curve(
     return _layout(fig, 220, showlegend=False, margin=dict(l=10, r=10, t=20, b=20))
 
 
-def _spans_decades(values: np.ndarray) -> bool:
+def spans_decades(values: np.ndarray) -> bool:
     """Whether the positive values span a factor of ten or more (then a log axis reads better)."""
     positive = values[np.isfinite(values) & (values > 0)]
     return bool(len(positive) and positive.max() / positive.min() >= 10)
@@ -387,7 +446,7 @@ def runs_overlay(
     (a run saved without one shows its per-epoch training curve instead)."""
     if not histories:
         return _empty("Select runs to compare.")
-    pct = _scale(metric)
+    pct = metric_scale(metric)
     unit = "%" if pct == 100.0 else ""
     fig = go.Figure()
     for i, (name, h) in enumerate(histories.items()):
@@ -431,7 +490,7 @@ def runs_overlay(
     y_title = METRIC_TITLES.get(metric, ("", metric.replace("_", " ")))[1]
     _log_x(fig, log_x, EPOCH_AXIS)
     ys = np.concatenate([np.asarray(t.y, dtype=float) for t in fig.data])
-    log_y = metric == "learning_rate" and _spans_decades(ys)
+    log_y = metric == "learning_rate" and spans_decades(ys)
     top = float(np.nanmax(ys, initial=0.0))
     from_zero = metric == "learning_rate" and not log_y and top > 0
     fig.update_yaxes(

@@ -6,13 +6,14 @@ survives page switches and reloads. The live panel is a fragment that ticks whil
 
 from __future__ import annotations
 
+import base64
 import io
 from typing import TYPE_CHECKING
 
 import streamlit as st
 from PIL import Image
 
-from core import charts, train_form
+from core import charts, live_chart, train_form
 from core.data import MnistData
 from core.drawing import enlarge
 from core.engine import Engine, EngineError, Job, JobRequest
@@ -136,19 +137,25 @@ def _label(job: Job) -> str:
 
 
 CHART_EVERY = "3s"
-"""How often the charts and probe digits redraw while a job trains, once the first points are
-drawn. Redrawing three Plotly charts costs the browser about half a core on a 2-core machine,
-taken from training when the browser shares the machine (benchmarks/bench_train_page.py): the
-status line and progress bar still tick every second."""
+"""How often the interactive charts and the probe digits redraw while a job trains. The light
+live charts (core.live_chart) redraw every second: a redraw of three Plotly charts costs the
+browser about twenty times what the SVG ones do, taken from training when the browser shares the
+machine (benchmarks/bench_train_page.py)."""
 CHARTS_DRAWN = "train_charts_drawn"
+INTERACTIVE = "train_interactive"
 
 
 def watch(job: Job, data: MnistData) -> None:
-    """The live section: smoothing, the status that ticks every second while the job runs, and
-    the charts, which tick every second until their first points are drawn, then every
-    CHART_EVERY."""
+    """The live section: the chart settings and Stop, then the status and the charts.
+
+    While the job trains with light charts, one fragment redraws the status and the charts every
+    second; with interactive charts, the status ticks every second and the charts every
+    CHART_EVERY once their first points are drawn. The probe digits redraw every CHART_EVERY.
+    Widgets sit outside the fragments: a tick then redraws only text, a bar and three images.
+    """
     st.subheader("Watch")
-    st.slider(
+    c1, c2, c3 = st.columns([4, 2, 3], vertical_alignment="bottom")
+    c1.slider(
         "Smoothing",
         0.0,
         0.99,
@@ -156,32 +163,62 @@ def watch(job: Job, data: MnistData) -> None:
         key="train_smoothing",
         help="Exponential moving average of the per-batch curves, as in TensorBoard.",
     )
-    running = not job.state.done
-    st.fragment(run_every="1s" if running else None)(_live_status)(job)
-    drawn = st.session_state.get(CHARTS_DRAWN) == job.id
-    every = (CHART_EVERY if drawn else "1s") if running else None
-    st.fragment(run_every=every)(_live_charts)(job, data, drawn)
-
-
-def _live_status(job: Job) -> None:
-    """State, Stop and progress; when the job ends, the whole page once (its results, the runs)."""
-    snap = job.snapshot()
-    _status(snap)
-    _stop_button(job, snap)
-    if snap.state.done and st.session_state.get("train_seen_done") != job.id:
-        st.session_state["train_seen_done"] = job.id
-        st.rerun(scope="app")
-
-
-def _live_charts(job: Job, data: MnistData, drawn: bool) -> None:
-    snap = job.snapshot()
-    log_x = st.toggle(
+    c2.toggle(
         "Log-scale x",
         key="train_log_x",
         help="Spread out the first batches, where most of the learning happens.",
     )
+    c3.toggle(
+        "Interactive while training",
+        key=INTERACTIVE,
+        help="Hover and zoom on the charts while the job trains. Interactive charts cost the "
+        "browser about twenty times the light live ones, which on a shared machine is time "
+        "taken from training; they redraw every few seconds. When the job ends, the charts are "
+        "interactive either way.",
+    )
+    _stop_button(job)
+    running = not job.state.done
+    interactive = bool(st.session_state.get(INTERACTIVE))
+    if running and not interactive:
+        st.fragment(run_every="1s")(_live_light)(job)
+    else:
+        st.fragment(run_every="1s" if running else None)(_live_status)(job)
+        drawn = st.session_state.get(CHARTS_DRAWN) == job.id
+        every = (CHART_EVERY if drawn else "1s") if running else None
+        st.fragment(run_every=every)(_live_charts)(job, running and not drawn)
+    st.fragment(run_every=CHART_EVERY if running else None)(_live_probes)(job, data)
+
+
+def _live_light(job: Job) -> None:
+    """The status and the light charts, in one tick."""
+    snap = _live_status(job)
+    log_x = bool(st.session_state.get("train_log_x"))
     smooth = st.session_state.get("train_smoothing", 0.6)
-    # While it trains, lighter traces; once done, the full ones.
+    args = (snap.batch_history, snap.epoch_history)
+    for col, metric in zip(st.columns(2), ("loss", "accuracy"), strict=True):
+        svg = live_chart.live_curves(*args, metric, smooth, snap.steps_per_epoch, log_x)
+        col.markdown(svg, unsafe_allow_html=True)
+    lr = live_chart.live_learning_rate(snap.batch_history, snap.steps_per_epoch, log_x)
+    st.markdown(lr, unsafe_allow_html=True)
+    _lr_caption()
+
+
+def _live_status(job: Job) -> ProgressSnapshot:
+    """State and progress; when the job ends, the whole page once (its results, the runs)."""
+    snap = job.snapshot()
+    _status(snap)
+    if snap.state.done and st.session_state.get("train_seen_done") != job.id:
+        st.session_state["train_seen_done"] = job.id
+        st.rerun(scope="app")
+    return snap
+
+
+def _live_charts(job: Job, first_points: bool) -> None:
+    """Loss, accuracy and learning rate as interactive Plotly charts: while the job trains (when
+    the visitor asked for them) with lighter traces, once it ends with the full ones."""
+    snap = job.snapshot()
+    log_x = bool(st.session_state.get("train_log_x"))
+    smooth = st.session_state.get("train_smoothing", 0.6)
     points = {} if snap.state.done else {"max_points": charts.LIVE_POINTS, "tail": charts.LIVE_TAIL}
     for col, metric in zip(st.columns(2), ("loss", "accuracy"), strict=True):
         col.plotly_chart(
@@ -201,26 +238,37 @@ def _live_charts(job: Job, data: MnistData, drawn: bool) -> None:
         charts.learning_rate_curve(snap.batch_history, snap.steps_per_epoch, log_x=log_x, **points),
         key="train_chart_lr",
     )
-    st.caption(
-        "Learning rate per batch: the size of each weight update, as the optimizer's schedule set it."
-    )
-    _probes(job, snap, data)
-    _results(snap)
-    if not drawn and not snap.state.done and snap.batch_history.get("step"):
+    _lr_caption()
+    if first_points and not snap.state.done and snap.batch_history.get("step"):
         # The first points are on screen: from now on the charts redraw every CHART_EVERY.
         st.session_state[CHARTS_DRAWN] = job.id
         st.rerun(scope="app")
 
 
-def _stop_button(job: Job, snap: ProgressSnapshot) -> None:
-    """Stop: only the job's owner (or an operator) may press it."""
+def _lr_caption() -> None:
+    st.caption(
+        "Learning rate per batch: the size of each weight update, as the optimizer's schedule set it."
+    )
+
+
+def _live_probes(job: Job, data: MnistData) -> None:
+    """The probe digits (they change once an epoch) and, once the job ends, its results."""
+    snap = job.snapshot()
+    _probes(job, snap, data)
+    _results(snap)
+
+
+def _stop_button(job: Job) -> None:
+    """Stop: only the job's owner (or an operator) may press it. It sits outside the live
+    fragments: pressing it reruns the page, which draws it disabled while the job stops."""
+    state = job.state
     allowed = visitor.may_change(job.owner)
     st.button(
         "Stop",
         icon=":material/stop:",
         key="train_stop",
         on_click=job.stop,
-        disabled=not allowed or snap.state.done or snap.state == JobState.STOPPING,
+        disabled=not allowed or state.done or state == JobState.STOPPING,
         help=None if allowed else "Only the visitor who started this job can stop it.",
     )
 
@@ -255,12 +303,28 @@ def _probes(job: Job, snap: ProgressSnapshot, data: MnistData) -> None:
         when = f"after epoch {epochs}"
     st.markdown(f"**The network's guesses for a dozen test digits, {when}**")
     st.caption("Each digit's guess and how sure the network is: green when right, red when wrong.")
-    cols = st.columns(len(job.probe_index))
-    for col, idx, p, label in zip(cols, job.probe_index, probs, job.probe_labels, strict=True):
+    cells = []
+    for idx, p, label in zip(job.probe_index, probs, job.probe_labels, strict=True):
         guess, prob, right = train_form.probe_guess(p, label)
-        col.image(_probe_png(data.description, int(idx), data), width="stretch")
-        col.markdown(f":{'green' if right else 'red'}[guess **{guess}** ({prob:.0%})]")
-        col.caption(f"true {label}")
+        png = base64.b64encode(_probe_png(data.description, int(idx), data)).decode()
+        verdict = "right" if right else "wrong"
+        cells.append(
+            f'<figure class="probe {verdict}" style="margin:0;text-align:center">'
+            f'<img src="data:image/png;base64,{png}" alt="test digit {label}" '
+            'style="width:100%;max-width:84px;image-rendering:pixelated;border-radius:4px;'
+            f'border:2px solid {PROBE_COLORS[right]}">'
+            f'<figcaption><span style="color:{PROBE_COLORS[right]}">guess <b>{guess}</b> '
+            f'({prob:.0%})</span><br><span style="opacity:0.6;font-size:0.85em">true {label}'
+            "</span></figcaption></figure>"
+        )
+    # One element for the strip, not three per digit: it is redrawn every CHART_EVERY.
+    st.html(
+        '<div class="probe-strip" style="display:grid;gap:8px;'
+        f'grid-template-columns:repeat({len(cells)},minmax(0,1fr))">{"".join(cells)}</div>'
+    )
+
+
+PROBE_COLORS = {True: "#3dd56d", False: "#ff6c6c"}  # Streamlit's :green[] and :red[] on dark
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

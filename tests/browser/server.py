@@ -32,6 +32,17 @@ CHROMIUM_ARGS = [
 ]
 
 
+# Points on the Train page's loss chart: it grows with every refresh that brings new batches.
+CHART_POINTS = """() => {
+  // The loss chart: light SVG (batches seen) while training, Plotly (points drawn) once it ends.
+  const svg = document.querySelector('svg[data-batches]');
+  if (svg) return Number(svg.getAttribute('data-batches'));
+  const plots = document.querySelectorAll('.stPlotlyChart .js-plotly-plot');
+  if (!plots.length || !plots[0].calcdata || !plots[0].calcdata.length) return 0;
+  return plots[0].calcdata[0].length || 0;
+}"""
+
+
 class ServerDidNotStart(RuntimeError):
     """The server exited, or was not healthy in time; the message ends with its log's tail."""
 

@@ -6,6 +6,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.server import CHART_POINTS
 from tests.browser.support import assert_no_exception
 
 pytestmark = pytest.mark.browser
@@ -15,15 +16,10 @@ SETUP = (
     "&epochs=2&train_samples=8000&learning_rate=0.002"
 )
 FINISHED = re.compile(r"Finished — Test accuracy")
-POINTS = """() => {
-  const plots = document.querySelectorAll('.stPlotlyChart .js-plotly-plot');
-  if (!plots.length || !plots[0].calcdata || !plots[0].calcdata.length) return 0;
-  return plots[0].calcdata[0].length || 0;
-}"""
 
 
 def chart_points(p) -> int:
-    return p.evaluate(POINTS)
+    return p.evaluate(CHART_POINTS)
 
 
 def test_train_watch_switch_and_list(page, app_server):

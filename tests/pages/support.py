@@ -1,5 +1,6 @@
 """AppTest helpers shared by the page tests."""
 
+import re
 import time
 
 from streamlit.testing.v1 import AppTest
@@ -41,3 +42,24 @@ def page_text(at: AppTest) -> str:
         parts += [e.value for e in getattr(at, kind)]
     parts += [f"{m.label} {m.value}" for m in at.metric]
     return "\n".join(str(p) for p in parts)
+
+
+def live_batches(at: AppTest) -> int:
+    """Batches on the Train page's live loss chart (the light SVG one, drawn while a job trains
+    with interactive charts off); 0 when there is none."""
+    for m in at.markdown:
+        if "<svg" in m.value and "Loss:" in m.value:
+            return int(re.search(r'data-batches="(\d+)"', m.value).group(1))
+    return 0
+
+
+def probe_cells(at: AppTest) -> list[tuple[str, int, int, int]]:
+    """The Train page's probe strip, per digit: ("right" or "wrong", guess, percent, truth)."""
+    strips = [h.proto.body for h in at.get("html") if "probe-strip" in h.proto.body]
+    if not strips:
+        return []
+    cells = re.findall(
+        r'<figure class="probe (right|wrong)".*?guess <b>(\d)</b> \((\d+)%\).*?true (\d)',
+        strips[-1],
+    )
+    return [(v, int(g), int(p), int(t)) for v, g, p, t in cells]

@@ -9,7 +9,7 @@ import pytest
 from core import train_form
 from core.models import PRESETS, ModelConfig
 from core.training import JobState, Progress, ProgressCallback, probe_indices
-from tests.pages.support import open_page, page_text, run_until
+from tests.pages.support import open_page, page_text, probe_cells, run_until
 
 TRAIN = "pages/1_Train.py"
 
@@ -97,15 +97,16 @@ def test_probe_strip_shows_each_guess_against_the_true_label(app_env, mnist):
     at = run_until(at, lambda a: "**Finished** — Test accuracy" in page_text(a))
     text = page_text(at)
     assert "after epoch 1" in text
-    truths = [c.value for c in at.caption if c.value.startswith("true ")]
-    guesses = [m.value for m in at.markdown if "guess **" in m.value]
-    assert len(truths) == len(guesses) == 12
+    # One HTML element for the strip: per digit, its guess (coloured right/wrong) and its truth.
+    cells = probe_cells(at)
+    assert len(cells) == 12
     labels = mnist.y_test
     expected = labels[probe_indices(labels)]
-    assert [int(t.split()[1]) for t in truths] == expected.tolist()
-    for guess, truth in zip(guesses, expected, strict=True):
-        said = int(guess.split("**")[1])
-        assert guess.startswith(":green[" if said == truth else ":red["), guess
+    assert [c[3] for c in cells] == expected.tolist()
+    for verdict, guess, _, truth in cells:
+        assert verdict == ("right" if guess == truth else "wrong"), (verdict, guess, truth)
+    strip = next(h.proto.body for h in at.get("html") if "probe-strip" in h.proto.body)
+    assert 'alt="test digit' in strip and "data:image/png;base64," in strip
 
 
 def test_probe_guess():

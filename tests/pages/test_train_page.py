@@ -1,6 +1,6 @@
 """AppTest of the Train page: presets, validation, a short training, Stop."""
 
-from tests.pages.support import open_page, page_text, run_until
+from tests.pages.support import live_batches, open_page, page_text, run_until
 
 TRAIN = "pages/1_Train.py"
 
@@ -135,3 +135,30 @@ def test_a_failing_job_shows_its_reason_and_the_page_goes_on(app_env, monkeypatc
     # The rest of the page still works: runs listed, Train available again.
     assert "default" in set(at.dataframe[-1].value["name"])
     assert not at.button(key="train_start").disabled
+
+
+def test_live_charts_are_light_while_training_and_interactive_on_request_or_at_the_end(app_env):
+    at = open_page(TRAIN)
+    small_setup(at, epochs=30, samples=3000)
+    at.button(key="train_start").click().run()
+    at = run_until(at, lambda a: live_batches(a) > 0)
+    # While it trains: three SVG charts (loss, accuracy, learning rate), no Plotly figure.
+    svgs = [m.value for m in at.markdown if m.value.startswith("<svg")]
+    assert len(svgs) == 3 and not at.get("plotly_chart")
+    seen = live_batches(at)
+    at = run_until(at, lambda a: live_batches(a) > seen)  # and they move
+    # On request: interactive charts while it trains, with the same curves.
+    at.toggle(key="train_interactive").set_value(True).run()
+    at = run_until(at, lambda a: len(a.get("plotly_chart")) == 3)
+    assert not [m for m in at.markdown if m.value.startswith("<svg")]
+    at.toggle(key="train_interactive").set_value(False).run()
+    assert live_batches(at) > seen and not at.get("plotly_chart")
+    at.button(key="train_stop").click().run()
+    at = run_until(at, lambda a: "keeping what it learned" in page_text(a))
+    # Ended: interactive either way.
+    keys = sorted(c.proto.id.rsplit("-", 1)[-1] for c in at.get("plotly_chart"))
+    assert [k for k in keys if k.startswith("train_chart_")] == [
+        "train_chart_accuracy",
+        "train_chart_loss",
+        "train_chart_lr",
+    ]

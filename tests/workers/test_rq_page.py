@@ -1,14 +1,10 @@
 """The Train page with DIGITLAB_REDIS_URL set: jobs train on a worker process, the page shows
 them exactly as in-process jobs, and an unreachable Redis is a clear message, not a traceback."""
 
-import base64
-import json
-
-import numpy as np
 import pytest
 
 from core.training import probe_indices
-from tests.pages.support import open_page, page_text, run_until
+from tests.pages.support import live_batches, open_page, page_text, probe_cells, run_until
 from tests.redis_support import wait_for
 
 TRAIN = "pages/1_Train.py"
@@ -20,22 +16,6 @@ SETUP = {
     "train_samples": "20000",
     "learning_rate": "0.01",
 }
-
-
-def chart_points(at) -> int:
-    """Points of the loss chart's per-batch trace."""
-    charts = at.get("plotly_chart")
-    if not charts:
-        return 0
-    spec = json.loads(charts[0].proto.spec)
-    xs = [trace.get("x") for trace in spec["data"]]
-    sizes = []
-    for x in xs:
-        if isinstance(x, dict) and "bdata" in x:
-            sizes.append(len(np.frombuffer(base64.b64decode(x["bdata"]), x["dtype"])))
-        elif isinstance(x, list):
-            sizes.append(len(x))
-    return max(sizes, default=0)
 
 
 def progress_text(at) -> str:
@@ -58,15 +38,14 @@ def test_progress_reaches_the_page_from_a_worker_and_the_run_is_listed(
     at = run_until(at, lambda a: "Place in the queue: **1**" in page_text(a), timeout=30)
     at = run_until(at, lambda a: "none is listening" in page_text(a), timeout=30)
     start_worker(redis_url, "w-page")
-    at = run_until(at, lambda a: "(worker w-page)" in page_text(a) and chart_points(a) > 0)
+    at = run_until(at, lambda a: "(worker w-page)" in page_text(a) and live_batches(a) > 0)
     assert "**Running**" in page_text(at) and "images/s" in progress_text(at)
-    seen = chart_points(at)
-    at = run_until(at, lambda a: chart_points(a) > seen or "**Finished**" in page_text(a))
+    seen = live_batches(at)
+    at = run_until(at, lambda a: live_batches(a) > seen or "**Finished**" in page_text(a))
     at = run_until(at, lambda a: "**Finished** — Test accuracy" in page_text(a), timeout=300)
     text = page_text(at)
-    truths = [c.value for c in at.caption if c.value.startswith("true ")]
     expected = mnist.y_test[probe_indices(mnist.y_test)]
-    assert [int(t.split()[1]) for t in truths] == expected.tolist()
+    assert [c[3] for c in probe_cells(at)] == expected.tolist()
     assert "after epoch 3" in text and "Test accuracy" in [m.label for m in at.metric]
     table = at.dataframe[-1].value
     new = table[table["name"] != "default"]
