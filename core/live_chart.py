@@ -114,8 +114,8 @@ def svg_chart(
 ) -> str:
     """One line chart as an SVG document: title, legend, grid, ticks, axis titles and lines (with
     epoch markers, open where an epoch was cut short). It scales to its container's width; `uid`
-    names its clip path, so it must differ between charts on one page; `batches` (how many batches
-the chart has seen) is written on it as data-batches, for tests and benchmarks."""
+    names its clip path, so it must differ between charts on one page; `batches` (how many
+    batches the chart has seen) is written on it as data-batches, for tests and benchmarks."""
     drawn = [s for s in lines if len(s.x)]
     # The legend wraps onto as many rows as it needs.
     slots, x, row = [], 4.0, 0
