@@ -10,8 +10,8 @@ for the page figures, `streamlit run app.py` with DIGITLAB_REDIS_URL and headles
    for a 16-core worker machine.
 2. Images/s of a job on a worker while its Train page is open (live panel, reloaded every 10 s)
    against the same job with no page; alternated, medians. Twice: everything sharing this
-   machine's cores, then the worker pinned to core 1 and the web server and browser to core 0
-   (a stand-in for a worker on its own machine).
+   machine's cores, then the worker pinned to core 1 and the web server, Redis and the browser
+   to core 0 (a stand-in for a worker on its own machine).
 3. Resident memory of the web process while 4 jobs, started from 4 browser sessions, train on
    4 workers, against its idle figure with the same 4 pages open.
 Prints figures, then one JSON line.
@@ -208,10 +208,19 @@ def one_job(engine: RQEngine, config, browser, app: App | None) -> tuple[float, 
     return images_per_second(job), cores
 
 
+def pin_threads(pid: int, cpus: set[int]) -> None:
+    """Every thread of a running process onto these CPUs."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        os.sched_setaffinity(int(tid), cpus)
+
+
 def page_ratio(server, data_dir, tmp, config, repeats, browser, pinned: bool) -> dict:
     """Images/s with the page open / without, alternated, medians."""
     server.client().flushall()
     worker_cpus, app_cpus = ({1}, {0}) if pinned else (None, None)
+    # Pinned, the worker stands in for one on its own machine: Redis, which serves the page's
+    # reads of the job's progress, stays off its core too.
+    pin_threads(server.proc.pid, app_cpus or set(range(os.cpu_count() or 1)))
     app = App(server.url, data_dir, tmp, cpus=app_cpus)
     engine = RQEngine(server.url, RunStore(tmp / "ratio-runs", default_dir=None))
     workers = Workers(server.url, 1, data_dir, tmp, cpus=worker_cpus, threads=1 if pinned else None)

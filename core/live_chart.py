@@ -1,9 +1,9 @@
 """Light SVG line charts for the live Train view; no Streamlit, no Plotly inside.
 
-While a job trains, its charts are redrawn every second. A Plotly redraw of the three live charts
-costs the browser about a fifth of a core-second, taken from training when the browser shares the
-machine (benchmarks/bench_train_page.py); the same charts as SVG cost it about a hundredth. So
-the live view draws these, from the same lines as the interactive charts (`charts.curve_series`,
+While a job trains, its charts are redrawn every second. A redraw of the three live charts as
+Plotly figures costs headless Chromium about 0.2 core-seconds, as SVG about 0.04 (a page redrawing
+them every second, measured against one redrawing nothing), and on a shared machine that time is
+taken from training (benchmarks/bench_train_page.py). So the live view draws these, from the same lines as the interactive charts (`charts.curve_series`,
 `charts.lr_series`), and the page switches to the interactive Plotly ones when the job ends or
 when the visitor asks for them.
 """

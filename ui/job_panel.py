@@ -139,7 +139,7 @@ def _label(job: Job) -> str:
 CHART_EVERY = "3s"
 """How often the interactive charts and the probe digits redraw while a job trains. The light
 live charts (core.live_chart) redraw every second: a redraw of three Plotly charts costs the
-browser about twenty times what the SVG ones do, taken from training when the browser shares the
+browser about five times what the SVG ones do, taken from training when the browser shares the
 machine (benchmarks/bench_train_page.py)."""
 CHARTS_DRAWN = "train_charts_drawn"
 INTERACTIVE = "train_interactive"
@@ -172,7 +172,7 @@ def watch(job: Job, data: MnistData) -> None:
         "Interactive while training",
         key=INTERACTIVE,
         help="Hover and zoom on the charts while the job trains. Interactive charts cost the "
-        "browser about twenty times the light live ones, which on a shared machine is time "
+        "browser about five times the light live ones, which on a shared machine is time "
         "taken from training; they redraw every few seconds. When the job ends, the charts are "
         "interactive either way.",
     )
