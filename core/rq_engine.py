@@ -496,7 +496,12 @@ class RQEngine:
             self._problem = None
 
     def send_stops(self) -> None:
-        """Raise the stop flag of every job whose owner pressed Stop (retried by the poller)."""
+        """Raise the stop flag of every job whose owner pressed Stop now, and wake the poller to
+        read what follows (it retries a flag that did not go out)."""
+        self._send_pending_stops()
+        self._wake.set()
+
+    def _send_pending_stops(self) -> None:
         for job in self.jobs():
             if job._stop_asked and not job._stop_sent:
                 try:
@@ -504,15 +509,14 @@ class RQEngine:
                 except redis.RedisError as exc:
                     self._problem = unreachable(self.url, exc)
                     return
-        self._wake.set()
 
     # ----- polling ------------------------------------------------------------------------
     def _poll_loop(self) -> None:
         while not self._closed.is_set():
+            self._wake.clear()  # before reading: a wake during the read polls again at once
             self.refresh()
             busy = any(not j.settled for j in self.jobs())
             self._wake.wait(self.poll_seconds if busy else IDLE_POLL_SECONDS)
-            self._wake.clear()
 
     def _refresh(self) -> None:
         r = self.redis
@@ -525,7 +529,8 @@ class RQEngine:
         active = [j for j in self.jobs() if not j.settled]
         if active:
             self._read(active, positions)
-        self.send_stops()
+        # Not send_stops(): waking itself, the poller would spin (half a core, and Redis with it).
+        self._send_pending_stops()
         for job in active:
             self._check_heartbeat(job)
             self._bring_home(job)
