@@ -128,12 +128,14 @@ def start_app(
     log_path: Path | None = None,
     timeout: float = 60,
     preexec_fn: Callable[[], object] | None = None,
+    script: Path | None = None,
 ) -> AppServer:
     """`streamlit run app.py` (headless, no file watcher, no usage stats) on a free port of
     127.0.0.1, in its own process group, with os.environ plus env_overrides; returns once healthy.
 
-    Its output goes to log_path (overwritten), or nowhere. Raises ServerDidNotStart, the process
-    group killed, if it exits or is not healthy within timeout s.
+    Its output goes to log_path (overwritten), or nowhere. `script` runs another Streamlit file
+    instead, still from the repository root (its .streamlit/config.toml). Raises
+    ServerDidNotStart, the process group killed, if it exits or is not healthy within timeout s.
     """
     port = free_port()
     env = {k: str(v) for k, v in env_overrides.items()}
@@ -145,7 +147,7 @@ def start_app(
                 "-m",
                 "streamlit",
                 "run",
-                "app.py",
+                str(script or "app.py"),
                 "--server.headless",
                 "true",
                 "--server.address",
