@@ -20,6 +20,7 @@ from core import charts
 from core.charts import Series
 
 TEXT, TICK, GRID = "#fafafa", "#a3a8b8", "rgba(250,250,250,0.12)"
+NOT_FINITE = "No finite values to draw: the training may have diverged (NaN)."
 FONT = 12  # px, in the chart's own units: 1:1 at the width it is drawn for
 CHAR = 0.56 * FONT  # average width of a character, for laying out the legend and labels
 
@@ -150,7 +151,8 @@ def svg_chart(
     if not len(xs_all) or not len(ys_all):
         parts.append(
             f'<text x="{(x0 + x1) / 2:.0f}" y="{(y0 + y1) / 2:.0f}" fill="{TICK}" '
-            f'text-anchor="middle">{escape(message or charts.WAITING)}</text></svg>'
+            f'text-anchor="middle">{escape(message or (NOT_FINITE if drawn else charts.WAITING))}'
+            "</text></svg>"
         )
         return "".join(parts)
 

@@ -114,3 +114,10 @@ def test_log_x_and_a_learning_rate_spanning_decades_use_log_axes():
     labels = [t.text for t in parse(flat).iter(f"{SVG}text")]
     numbers = {float(x) for x in labels if re.fullmatch(r"[\d.]+(e-?\d+)?", x or "")}
     assert 0.0 in numbers  # a constant rate is drawn from zero, not as the middle of the axis
+
+
+def test_a_diverged_curve_says_so_instead_of_waiting():
+    batch = {"step": [1, 2, 3], "loss": [float("nan")] * 3, "accuracy": [float("nan")] * 3}
+    root = parse(live_chart.live_curves(batch, {}, "loss", 0.6, 10))
+    texts = [t.text for t in root.iter(f"{SVG}text")]
+    assert live_chart.NOT_FINITE in texts and charts.WAITING not in texts
