@@ -2,7 +2,7 @@
 
     python benchmarks/bench_handwriting.py --data-dir ../shared/data/mnist
         [--optdigits ../shared/data/optdigits] [--runs default RUN ...] [--runs-dir runs]
-        [--samples N] [--cache FILE]
+        [--samples N] [--cache FILE] [--single]
 
 Every drawing is a 280x280 RGBA canvas image (white ink on opaque black, as
 streamlit-drawable-canvas returns it) and goes through what the page calls:
@@ -25,6 +25,8 @@ scribbles, and the median time of `core.draw_session.read` on one drawing; ends 
 `--samples N` keeps the first N digits of each optdigits file (and fewer of the rest): a quick run.
 `--cache FILE` keeps the prepared sets in FILE (an .npz), reused while core/drawing.py,
 benchmarks/handwriting.py and --samples are unchanged: building them takes minutes.
+`--single` reads each drawing once instead of as drawn and turned (`core.explain.TURNS`), to
+measure what the turned readings add.
 """
 
 from __future__ import annotations
@@ -251,7 +253,13 @@ def main() -> None:
     parser.add_argument("--runs-dir", default="runs")
     parser.add_argument("--samples", type=int, help="first N digits of each optdigits file")
     parser.add_argument("--cache", type=Path, help="keep the prepared sets in this .npz file")
+    parser.add_argument(
+        "--single",
+        action="store_true",
+        help="read each drawing once, not also turned (explain.TURNS): the figures without it",
+    )
     args = parser.parse_args()
+    turns = (0.0,) if args.single else explain.TURNS
     optdigits = Path(args.optdigits)
     if not (optdigits / "optdigits-orig.tra").is_file():
         parser.error(f"{optdigits}: no optdigits-orig.tra there; pass --optdigits DIR")
@@ -272,11 +280,12 @@ def main() -> None:
         info = store.get(name)
         model = store.load_model(name)
         explain.check_model(model, name)
-        predictor = explain.Predictor(model)
+        predictor = explain.Predictor(model, turns)
         x_val, y_val = held_out(data, info.config)
-        calibration = explain.calibrate(model, x_val, y_val)
+        calibration = explain.calibrate(model, x_val, y_val, turns=turns)
         s = score(prep, predictor, calibration)
-        print(f"run {name} ({model.count_params():,} parameters):")
+        reading = "read once" if args.single else f"read as drawn and turned {turns}"
+        print(f"run {name} ({model.count_params():,} parameters; {reading}):")
         opt = report_digits("optdigits (tra + cv)", prep, s, "optdigits")
         groups = np.asarray(prep.groups).astype(str)
         tra = digit_figures(prep, s, np.char.startswith(groups, "optdigits tra"))

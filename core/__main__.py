@@ -63,6 +63,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             "batch_size",
             "train_samples",
             "not_digits",
+            "styled_digits",
             "prepared_share",
         ):
             value = getattr(args, name)
@@ -419,6 +420,12 @@ def main(argv: list[str] | None = None) -> int:
         dest="not_digits",
         type=float,
         help="made-up non-digits to train on, as a share of the training digits",
+    )
+    train.add_argument(
+        "--styled-digits",
+        dest="styled_digits",
+        type=float,
+        help="continental 1s and crossed 7s to train on, as a share of the training digits",
     )
     train.add_argument(
         "--prepared-share",

@@ -229,10 +229,17 @@ class ModelConfig:
     )  # fmt: skip
     not_digits: float = knob(
         0.0, "Made-up non-digits",
-        "Extra training examples that are no digit (two digits side by side, overlaid, turned, "
-        "halved), as a share of the training digits; the network learns to answer them with "
+        "Extra training examples that are no digit (letters, scrawls and shapes drawn by hand, "
+        "two digits side by side, overlaid, turned, halved), as a share of the training digits; the network learns to answer them with "
         "equal probabilities, so a letter or a scribble gets a low confidence.",
         "slider", "augmentation", lo=0.0, hi=1.0, step=0.05, column="not_digits",
+    )  # fmt: skip
+    styled_digits: float = knob(
+        0.0, "Continental 1s and 7s",
+        "Extra training 1s and 7s written the way much of Europe writes them (a long lead-in "
+        "stroke, sometimes a foot, on the 1; a bar through the 7), made from MNIST's own, as a "
+        "share of the training digits: MNIST's American writers seldom wrote them.",
+        "slider", "augmentation", lo=0.0, hi=0.5, step=0.01, column="styled",
     )  # fmt: skip
     # Callbacks
     early_stopping: bool = knob(
@@ -269,11 +276,16 @@ class ModelConfig:
         validation hold-out (the drawings always train), plus the made-up non-digits."""
         n = self.samples(available)
         n_val = int(round(n * self.validation_split))
-        return n - n_val + extra + self.not_digit_count(n - n_val), n_val
+        digits = n - n_val
+        return digits + extra + self.not_digit_count(digits) + self.styled_count(digits), n_val
 
     def not_digit_count(self, digits: int) -> int:
         """How many made-up non-digits join `digits` training digits."""
         return int(round(digits * self.not_digits))
+
+    def styled_count(self, digits: int) -> int:
+        """How many restyled 1s and 7s (core.strokes.restyle) join `digits` training digits."""
+        return int(round(digits * self.styled_digits))
 
     def steps_per_epoch(self, available: int = TRAIN_SIZE, extra: int = 0) -> int:
         """Batches per epoch for the training part of the chosen samples."""
@@ -327,7 +339,10 @@ class ModelConfig:
                     "early stopping and plateau reduction watch the validation loss: "
                     "set validation_split above 0 (0.1 is usual)."
                 )
-        if not {"batch_size", "train_samples", "validation_split", "not_digits"} & errs.keys():
+        if (
+            not {"batch_size", "train_samples", "validation_split", "not_digits", "styled_digits"}
+            & errs.keys()
+        ):
             n_train, _ = self.split_sizes(available)
             if self.batch_size > n_train:
                 errs["batch_size"] = (

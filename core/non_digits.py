@@ -3,9 +3,10 @@ drawing.
 
 Outlier exposure (Hendrycks, Mazeika and Dietterich, 2019): besides the digits, the network is
 shown inputs that are no digit and taught to answer them with equal probabilities (a tenth each),
-so that a letter or a scribble on the Draw page gets a low confidence instead of a sure "4". The
-non-digits are built from MNIST training digits alone (no other data set): two digits side by side,
-two overlaid, a digit turned on its side, half a digit, a digit with half of another stuck on.
+so that a letter or a scribble on the Draw page gets a low confidence instead of a sure "4". Half of
+the non-digits are built from MNIST training digits: two digits side by side, two overlaid, a digit
+turned on its side, half a digit, a digit with half of another stuck on; the other half are letters,
+scrawls and shapes drawn by `core.strokes` (no other data set).
 
 `prepared_digits` passes digits through `core.drawing.prepare` (stroke width, 20-pixel box, centre
 of mass), so that what the network trains on looks like what the page will give it.
@@ -21,11 +22,15 @@ from collections import OrderedDict
 import numpy as np
 from PIL import Image
 
-from core import drawing
+from core import drawing, strokes
 from core.data import IMAGE_SIZE
 
-KINDS = ("pair", "overlay", "turned", "half", "digit_and_half")
-"""The kinds of made-up non-digits, made in turn."""
+KINDS = ("pair", "overlay", "turned", "half", "digit_and_half", "letter", "scrawl")
+"""The kinds of made-up non-digits."""
+CYCLE = ("letter", "pair", "letter", "overlay", "scrawl", "turned", "letter", "half", "scrawl",
+         "digit_and_half")  # fmt: skip
+"""The order they are made in: three in ten are letters, two scrawls or shapes, half are made
+from MNIST digits."""
 BOX = 20
 """Like MNIST's digits, a non-digit's longer side is scaled to 20 pixels and centred by mass."""
 INK_LEVEL = 20
@@ -56,7 +61,7 @@ def make_non_digits(
         raise ValueError("made-up non-digits need digits of at least two different classes.")
     rng = np.random.default_rng(seed)
     for i in range(len(out)):
-        kind = KINDS[i % len(KINDS)]
+        kind = CYCLE[i % len(CYCLE)]
         img = _compose(kind, x, y, rng)
         for _ in range(PICK_TRIES):
             if not _like_a_one(img):
@@ -91,6 +96,10 @@ def _pick(y: np.ndarray, rng: np.random.Generator, avoid: tuple[int, ...] = ()) 
 
 def _compose(kind: str, x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One raw non-digit of the given kind (uint8, any shape)."""
+    if kind == "letter":
+        return strokes.letter(rng)
+    if kind == "scrawl":
+        return strokes.scrawl(rng)
     if kind == "turned":
         # 0 and 8 turned on their side still look like themselves (or like nothing new).
         a = x[_pick(y, rng, (0, 8))]

@@ -30,6 +30,7 @@ from core.models import ModelConfig, build_model, make_callbacks, make_optimizer
 from core.non_digits import make_non_digits, prepared_digits
 from core.records import batch_record
 from core.runs import RunError
+from core.strokes import restyle
 
 log = logging.getLogger(__name__)
 
@@ -584,6 +585,11 @@ class TrainingJob:
             negatives = make_non_digits(x_tr, y_tr, count, cfg.seed)
             labels = np.full(count, NOT_A_DIGIT, np.uint8)
             parts.append((negatives, labels, prepared_digits(negatives) if share else None))
+        count = cfg.styled_count(len(x_tr))
+        if count:
+            # Continental 1s and crossed 7s, made from the training digits' own 1s and 7s.
+            styled, labels = restyle(x_tr, y_tr, count, cfg.seed)
+            parts.append((styled, labels, prepared_digits(styled) if share else None))
         if self.extra_examples is not None and len(self.extra_examples[0]):
             # The visitor's labelled drawings always train (the page prepared them already);
             # the hold-out stays MNIST's.

@@ -77,10 +77,9 @@ def test_calibration_reports_the_share_of_made_up_non_digits_it_flags(mnist):
     model.fit(make_dataset(x, y, 64, shuffle=True), epochs=2, shuffle=False, verbose=0)
     x_val, y_val = mnist.x_test[:600], mnist.y_test[:600]
     cal = explain.calibrate(model, x_val, y_val)
-    # The same non-digits, judged by hand from Keras's own predictions and the thresholds.
-    made_up = make_non_digits(x_val, y_val, explain.NON_DIGIT_SAMPLES)
-    probs = model.predict(made_up[..., None] / 255.0, verbose=0)
-    features = explain.feature_extractor(model)(made_up)
+    # The same non-digits, read as the page reads them, judged by hand with the thresholds.
+    made_up = make_non_digits(x_val, y_val, explain.NON_DIGIT_SAMPLES, explain.CALIBRATION_SEED)
+    probs, features = explain.Predictor(model).batch_with_features(made_up)
     flagged = (probs.max(axis=1) < cal.confidence_threshold) | (
         cal.distance(features) > cal.distance_threshold
     )

@@ -47,8 +47,26 @@ def digits(mnist) -> np.ndarray:
 
 
 @pytest.mark.slow
-def test_predictor_equals_model_predict(trained, digits):
+def test_predictor_reads_each_digit_as_drawn_and_turned_and_averages(trained, digits):
+    from scipy import ndimage
+
+    assert explain.TURNS == (-8.0, 0.0, 8.0)
+    views = [
+        np.stack([ndimage.rotate(d, t, reshape=False, order=1) for d in digits]) if t else digits
+        for t in explain.TURNS
+    ]
+    expected = np.mean([trained.predict(v[..., None], verbose=0) for v in views], axis=0)
     predictor = explain.Predictor(trained)
+    assert np.allclose(predictor.batch(digits), expected, atol=1e-4)
+    assert np.allclose(predictor(digits[4]), expected[4], atol=1e-4)
+    # The calibration reads its digits the same way.
+    _, probs = explain._batched(trained, digits, batch_size=4)
+    assert np.allclose(probs, expected, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_predictor_equals_model_predict(trained, digits):
+    predictor = explain.Predictor(trained, turns=(0.0,))
     expected = trained.predict(digits[..., None], verbose=0)
     assert np.allclose(predictor(digits[0]), expected[0], atol=1e-5)
     assert np.allclose(predictor.batch(digits), expected, atol=1e-5)
@@ -158,9 +176,10 @@ def test_calibration_round_trips_through_json(trained, mnist):
     assert explain.MIN_THRESHOLD <= cal.confidence_threshold <= explain.MAX_THRESHOLD
     assert 0.5 <= cal.confidence_threshold <= 0.99
     assert cal.distance_threshold > 0 and cal.centroids.shape == (10, 32)
-    # Accuracy measured independently with model.predict.
-    predicted = trained.predict(mnist.x_test[-500:, ..., None] / 255.0, verbose=0).argmax(axis=1)
+    # Accuracy as the Draw page reads the digits (as drawn and turned; tested above).
+    predicted = explain.Predictor(trained).batch(mnist.x_test[-500:]).argmax(axis=1)
     assert cal.validation_accuracy == pytest.approx(np.mean(predicted == mnist.y_test[-500:]))
+    assert "read as it is and turned 8° either way" in cal.rule
     # Floats in [0, 1] calibrate exactly like uint8.
     floats = explain.calibrate(trained, mnist.x_test[-500:] / 255.0, mnist.y_test[-500:])
     assert floats.confidence_threshold == pytest.approx(cal.confidence_threshold)
@@ -187,6 +206,15 @@ def test_assess_flags_doubt_and_strangeness(trained, mnist):
     doubt = explain.assess(torn, features, cal)
     assert doubt.unsure and doubt.predicted == 3 and doubt.top3[1][0] == 5
     assert doubt.reason.startswith("The model is only 33% sure; on validation data, answers below")
+    # Spread over many digits (how a model trained on made-up non-digits answers a letter).
+    spread = np.full(10, 0.08)
+    spread[4], spread[7] = 0.2, 0.16
+    nothing = explain.assess(spread, features, cal)
+    assert nothing.unsure and nothing.predicted == 4
+    assert nothing.reason.startswith(
+        "This doesn't look like any digit the model has seen: it spreads"
+    )
+    assert "none gets more than 20%" in nothing.reason and "guess is 4, but" in nothing.reason
     far = explain.assess(probs, -features - 5.0, cal)
     assert far.unsure and far.reason.startswith("This doesn't look like any digit")
     assert explain.assess(probs, features, None).unsure is False
