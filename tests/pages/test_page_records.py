@@ -77,14 +77,15 @@ def test_train_shows_learning_rate_log_x_early_stopping_and_exports(app_env, mon
     keys = {b.proto.id.rsplit("-", 1)[-1] for b in at.get("download_button")}
     for key in ("table_csv", "table_json", "history_csv", "batches_csv", "history_json"):
         assert any(k.endswith(key) for k in keys), key
-    # Overlay the new run (saved with its per-batch curve) and the shipped default (saved before).
+    # Overlay the new run and the shipped default, both saved with their per-batch curves (a run
+    # saved without one is drawn per epoch: tests/unit/test_charts.py).
     (run,) = RunStore(app_env / "runs", default_dir=None).list_runs()[0]
     at.session_state["train_runs_table"] = {"selection": {"rows": [0, 1], "columns": []}}
     at.run()
     at.segmented_control(key="train_overlay_kind").set_value("Per batch, smoothed").run()
     at.radio(key="train_overlay_metric").set_value("loss").run()
     traces = {t["name"]: t for t in chart(at, "train_overlay")["data"]}
-    assert "default (train per epoch: no per-batch record)" in traces
+    assert "default (per batch, smoothed)" in traces
     smoothed = traces[f"{run.name} (per batch, smoothed)"]
     saved = records.read_batches(run.history)
     assert np.allclose(values(smoothed["x"]), saved["epochs_done"])
