@@ -691,7 +691,7 @@ def calibrate(
         ""
         if math.isnan(cal.non_digits_flagged)
         else f" Of {len(non_digits):,} made-up non-digits (letters, scrawls and shapes drawn by "
-        f"hand; validation digits side by side, overlaid, turned, halved), "
+        f"hand; validation digits side by side, overlaid, turned), "
         f"{cal.non_digits_flagged:.0%} are flagged."
     )
     turned = " and ".join(f"{abs(t):g}°" for t in sorted({abs(t) for t in turns if t}))
