@@ -25,8 +25,8 @@ scribbles, and the median time of `core.draw_session.read` on one drawing; ends 
 `--samples N` keeps the first N digits of each optdigits file (and fewer of the rest): a quick run.
 `--cache FILE` keeps the prepared sets in FILE (an .npz), reused while core/drawing.py,
 benchmarks/handwriting.py and --samples are unchanged: building them takes minutes.
-`--single` reads each drawing once instead of as drawn and turned (`core.explain.TURNS`), to
-measure what the turned readings add.
+`--single` reads each drawing once as drawn instead of turned either way (`core.explain.TURNS`),
+to measure what the turned readings add.
 """
 
 from __future__ import annotations
@@ -256,7 +256,7 @@ def main() -> None:
     parser.add_argument(
         "--single",
         action="store_true",
-        help="read each drawing once, not also turned (explain.TURNS): the figures without it",
+        help="read each drawing once as drawn, not turned (explain.TURNS): the figures without it",
     )
     args = parser.parse_args()
     turns = (0.0,) if args.single else explain.TURNS
@@ -284,7 +284,7 @@ def main() -> None:
         x_val, y_val = held_out(data, info.config)
         calibration = explain.calibrate(model, x_val, y_val, turns=turns)
         s = score(prep, predictor, calibration)
-        reading = "read once" if args.single else f"read as drawn and turned {turns}"
+        reading = "read once" if args.single else f"read turned {turns} and averaged"
         print(f"run {name} ({model.count_params():,} parameters; {reading}):")
         opt = report_digits("optdigits (tra + cv)", prep, s, "optdigits")
         groups = np.asarray(prep.groups).astype(str)
