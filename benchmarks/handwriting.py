@@ -25,6 +25,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
+from core.strokes import chaikin
+
 CANVAS = 280
 SUPERSAMPLE = 2
 BRUSHES = {"thin": (6, 10), "medium": (14, 22), "thick": (26, 40)}
@@ -263,19 +265,6 @@ def render_strokes(lines: list[list[tuple[float, float]]], brush: float) -> np.n
     return _rgba(gray)
 
 
-def _chaikin(points: np.ndarray, iterations: int = 2) -> np.ndarray:
-    """Corner cutting: a polyline smoothed the way a hand rounds its turns."""
-    for _ in range(iterations):
-        if len(points) < 3:
-            return points
-        q = 0.75 * points[:-1] + 0.25 * points[1:]
-        r = 0.25 * points[:-1] + 0.75 * points[1:]
-        inner = np.empty((2 * len(q), 2))
-        inner[0::2], inner[1::2] = q, r
-        points = np.vstack([points[:1], inner, points[-1:]])
-    return points
-
-
 def hand_strokes(
     strokes: list[Stroke],
     rng: np.random.Generator,
@@ -323,7 +312,7 @@ def hand_lines(
     for p in shaped:
         q = (p - lo) * fit + off
         if smooth:
-            q = _chaikin(q)
+            q = chaikin(q)
         lines.append([(float(x), float(y)) for x, y in q])
     return lines, brush
 

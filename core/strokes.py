@@ -119,7 +119,7 @@ for _name, _ways in _MORE.items():
     LETTERS.setdefault(_name, []).extend(_ways)
 
 
-def _chaikin(points: np.ndarray, rounds: int = 2) -> np.ndarray:
+def chaikin(points: np.ndarray, rounds: int = 2) -> np.ndarray:
     """A polyline with its corners cut (Chaikin): how a hand rounds a drawn path."""
     for _ in range(rounds):
         if len(points) < 3:
@@ -160,7 +160,7 @@ def hand_drawn(strokes: list[Stroke], rng: np.random.Generator, smooth: bool = T
         x = (p[:, 0] - 0.5 + shear * (0.5 - p[:, 1])) * aspect
         y = p[:, 1] - 0.5
         q = np.stack([c * x - s * y, s * x + c * y], axis=1)
-        shaped.append(_chaikin(q) if smooth else q)
+        shaped.append(chaikin(q) if smooth else q)
     allp = np.vstack(shaped)
     lo, span = allp.min(axis=0), max(float(np.ptp(allp, axis=0).max()), 1e-6)
     # The pen, as a share of the drawing's size: 4% (a fine pen) to 16% (a marker).
