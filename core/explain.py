@@ -105,6 +105,11 @@ def _last_dense(model):
     return dense[-1] if dense else model.layers[-1]
 
 
+def _feature_size(model) -> int:
+    """How many learned features the last Dense layer reads."""
+    return int(_last_dense(model).input.shape[-1])
+
+
 def _features_and_output(model) -> keras.Model:
     """A model from the input to [learned features, class probabilities]."""
     return keras.Model(model.inputs[0], [_last_dense(model).input, model.outputs[0]])
@@ -155,14 +160,13 @@ class Predictor:
     def __init__(self, model: keras.Model, turns: tuple[float, ...] = TURNS) -> None:
         self.model = model
         self.turns = turns
-        both = _features_and_output(model)
         # Compiled once for any batch size; model.predict would rebuild its machinery per call.
         self._call = tf.function(
             turned_reading(model, turns),
             input_signature=[tf.TensorSpec((None, *INPUT_SHAPE), tf.float32)],
             reduce_retracing=True,
         )
-        self.feature_size = int(both.outputs[0].shape[-1])
+        self.feature_size = _feature_size(model)
         self.predict_with_features(np.zeros((28, 28), np.float32))  # warm up: traces once
 
     def predict_with_features(self, x28: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -197,7 +201,6 @@ def _batched(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(features, probabilities) of many images, a batch at a time, read as the Draw page reads
     them (turned_reading)."""
-    both = _features_and_output(model)
     read = turned_reading(model, turns)
     images = np.asarray(images)
     features, probs = [], []
@@ -206,7 +209,7 @@ def _batched(
         features.append(keras.ops.convert_to_numpy(f))
         probs.append(keras.ops.convert_to_numpy(p))
     if not features:
-        return np.zeros((0, both.outputs[0].shape[-1]), np.float32), np.zeros((0, NUM_CLASSES))
+        return np.zeros((0, _feature_size(model)), np.float32), np.zeros((0, NUM_CLASSES))
     return np.concatenate(features), np.concatenate(probs)
 
 
