@@ -159,7 +159,6 @@ class Predictor:
 
     def __init__(self, model: keras.Model, turns: tuple[float, ...] = TURNS) -> None:
         self.model = model
-        self.turns = turns
         # Compiled once for any batch size; model.predict would rebuild its machinery per call.
         self._call = tf.function(
             turned_reading(model, turns),

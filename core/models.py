@@ -230,8 +230,9 @@ class ModelConfig:
     not_digits: float = knob(
         0.0, "Made-up non-digits",
         "Extra training examples that are no digit (letters, scrawls and shapes drawn by hand, "
-        "two digits side by side, overlaid, turned), as a share of the training digits; the network learns to answer them with "
-        "equal probabilities, so a letter or a scribble gets a low confidence.",
+        "two digits side by side, overlaid, turned), as a share of the training digits; the "
+        "network learns to answer them with equal probabilities, so a letter or a scribble gets "
+        "a low confidence.",
         "slider", "augmentation", lo=0.0, hi=1.0, step=0.05, column="not_digits",
     )  # fmt: skip
     styled_digits: float = knob(

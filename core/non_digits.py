@@ -22,7 +22,6 @@ import threading
 from collections import OrderedDict
 
 import numpy as np
-from PIL import Image
 
 from core import drawing, strokes
 from core.data import IMAGE_SIZE
@@ -33,9 +32,7 @@ CYCLE = ("letter", "pair", "letter", "overlay", "scrawl", "letter", "turned", "l
          "letter")  # fmt: skip
 """The order they are made in: half are letters, two in ten scrawls or shapes, three in ten made
 from MNIST digits."""
-BOX = 20
-"""Like MNIST's digits, a non-digit's longer side is scaled to 20 pixels and centred by mass."""
-INK_LEVEL = 20
+INK_LEVEL = drawing.FIT_INK_LEVEL
 PICK_TRIES = 50
 ONE_SPREAD, ONE_SLANT = 0.3, 40.0
 """Ink spread across its main axis by less than this share of its spread along it, that axis
@@ -119,28 +116,7 @@ def _finish(img: np.ndarray, prepare: bool) -> np.ndarray:
     if prepare:
         x28 = drawing.prepare(img)
         return np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.uint8) if x28 is None else _to_uint8(x28)
-    return fit_like_mnist(img)
-
-
-def fit_like_mnist(img: np.ndarray) -> np.ndarray:
-    """uint8 ink cropped, its longer side scaled to 20 pixels (antialiased), centred by mass in
-    28x28: how MNIST's digits were made."""
-    ys, xs = np.nonzero(img > INK_LEVEL)
-    out = np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.float32)
-    if ys.size == 0:
-        return out.astype(np.uint8)
-    crop = img[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
-    h, w = crop.shape
-    scale = BOX / max(h, w)
-    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-    small = np.asarray(Image.fromarray(crop).resize((nw, nh), Image.Resampling.LANCZOS), np.float32)
-    total = float(small.sum()) or 1.0
-    cy = float(small.sum(axis=1) @ np.arange(nh)) / total
-    cx = float(small.sum(axis=0) @ np.arange(nw)) / total
-    top = min(max(math.floor(drawing.CENTER - cy + 0.5), 0), IMAGE_SIZE - nh)
-    left = min(max(math.floor(drawing.CENTER - cx + 0.5), 0), IMAGE_SIZE - nw)
-    out[top : top + nh, left : left + nw] = small
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    return drawing.fit_like_mnist(img)
 
 
 def _to_uint8(x28: np.ndarray) -> np.ndarray:

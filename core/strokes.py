@@ -19,6 +19,8 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw
 
+from core.drawing import fit_like_mnist
+
 Stroke = list[tuple[float, float]]
 
 RENDER = 84
@@ -251,8 +253,6 @@ RESTYLE = {1: continental_one, 7: crossed_seven}
 def restyle(x: np.ndarray, y: np.ndarray, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """n uint8 (28, 28) 1s and 7s from x (labels y) with the strokes other countries add, as
     (images, labels); the same for the same seed. Each is fitted like MNIST's digits again."""
-    from core.non_digits import fit_like_mnist
-
     x, y = np.asarray(x), np.asarray(y)
     pool = np.flatnonzero(np.isin(y, list(RESTYLE)))
     n = max(int(n), 0) if len(pool) else 0

@@ -7,7 +7,8 @@ import pytest
 
 from core import strokes
 from core.data import MnistData
-from core.non_digits import CYCLE, KINDS, fit_like_mnist, make_non_digits
+from core.drawing import fit_like_mnist
+from core.non_digits import CYCLE, KINDS, make_non_digits
 from core.training import TrainingJob
 from tests.conftest import TINY_CONFIG
 
