@@ -65,6 +65,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             "not_digits",
             "styled_digits",
             "prepared_share",
+            "elastic",
+            "pen_width",
         ):
             value = getattr(args, name)
             if value is not None:
@@ -426,6 +428,17 @@ def main(argv: list[str] | None = None) -> int:
         dest="styled_digits",
         type=float,
         help="continental 1s and crossed 7s to train on, as a share of the training digits",
+    )
+    train.add_argument(
+        "--elastic",
+        type=float,
+        help="share of training examples bent by a smooth random warp (Simard et al. 2003)",
+    )
+    train.add_argument(
+        "--pen-width",
+        dest="pen_width",
+        type=float,
+        help="share of training examples drawn with a thicker or thinner pen",
     )
     train.add_argument(
         "--prepared-share",

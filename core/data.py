@@ -371,14 +371,20 @@ def make_dataset(
     seed: int = 0,
     prepared: np.ndarray | None = None,
     prepared_share: float = 0.0,
+    elastic: float = 0.0,
+    pen_width: float = 0.0,
 ) -> tf.data.Dataset:
     """A tf.data pipeline over uint8 arrays that scales each batch to [0, 1] as it is fed.
 
     Labels are digits 0-9, or NOT_A_DIGIT for a made-up non-digit (target 1/10 for each class).
     With `prepared` (the same examples as the Draw page prepares them), each example is fed in
-    that form with probability `prepared_share`, drawn afresh every epoch (seeded).
+    that form with probability `prepared_share`, drawn afresh every epoch (seeded). `elastic` and
+    `pen_width` are the shares of each batch warped or redrawn with another pen (core.distort),
+    drawn afresh for every batch (seeded).
     """
     import tensorflow as tf
+
+    from core import distort
 
     # Shuffle indices, not images: the shuffle buffer then holds 8-byte numbers, not 784-byte
     # digits, and the uint8 arrays are copied into TensorFlow once.
@@ -403,6 +409,13 @@ def make_dataset(
             pick = (draw < prepared_share)[:, None, None]
             batch = tf.where(pick, tf.gather(other, index), batch)
         batch = tf.cast(batch[..., None], tf.float32) / 255.0
+        if elastic > 0 or pen_width > 0:
+            pair = tf.stack([tf.constant(seed, tf.int64) + 1, step])
+            if elastic > 0:
+                batch = distort.elastic(batch, pair, elastic)
+            if pen_width > 0:
+                batch = distort.pen_width(batch, pair + [1, 0], pen_width)
+            batch = tf.clip_by_value(batch, 0.0, 1.0)
         label = tf.cast(tf.gather(labels, index), tf.int32)
         target = tf.one_hot(label, NUM_CLASSES)
         target = tf.where((label == NOT_A_DIGIT)[:, None], 1.0 / NUM_CLASSES, target)

@@ -265,20 +265,34 @@ def one_hot_table(steps: PreprocessingSteps) -> dict[str, list[int]]:
 def augment_preview(
     image: np.ndarray, config: ModelConfig, count: int = 12, seed: int = 0
 ) -> np.ndarray:
-    """`count` random augmentations of one digit: (count, 28, 28) float32 in [0, 1]."""
+    """`count` random augmentations of one digit: (count, 28, 28) float32 in [0, 1]: the
+    training pipeline's elastic warps and pen widths (core.distort) first, then the model's
+    rotation, zoom and shift layers, as training shows them."""
     import keras
 
     batch = np.repeat(preprocess_images(np.asarray(image)[None]), count, axis=0)
+    if config.elastic > 0 or config.pen_width > 0:
+        import tensorflow as tf
+
+        from core import distort
+
+        pair = tf.constant([seed + 1, 0], tf.int64)
+        distorted = tf.constant(batch)
+        if config.elastic > 0:
+            distorted = distort.elastic(distorted, pair, config.elastic)
+        if config.pen_width > 0:
+            distorted = distort.pen_width(distorted, pair + [1, 0], config.pen_width)
+        batch = np.clip(distorted.numpy(), 0.0, 1.0)
     pipeline = keras.Sequential(augmentation_layers(config, seed), name="augmentation")
     if not pipeline.layers:
-        return batch[..., 0]
+        return batch[..., 0].astype(np.float32)
     out = keras.ops.convert_to_numpy(pipeline(batch, training=True))
     return np.clip(out[..., 0], 0.0, 1.0).astype(np.float32)
 
 
 def augmentation_base(run: RunInfo | None) -> tuple[ModelConfig, str]:
     """The augmentation to start from (the run's when it augments, else the defaults), and whose."""
-    if run is not None and run.config.augment:
+    if run is not None and (run.config.augment or run.config.elastic or run.config.pen_width):
         return run.config, f"as run **{run.name}** trains"
     return ModelConfig(), "the Train page's defaults"
 

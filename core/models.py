@@ -242,6 +242,19 @@ class ModelConfig:
         "share of the training digits: MNIST's American writers seldom wrote them.",
         "slider", "augmentation", lo=0.0, hi=0.5, step=0.01, column="styled",
     )  # fmt: skip
+    elastic: float = knob(
+        0.0, "Elastic distortion",
+        "Share of training examples bent by a smooth random warp each time they are shown (Simard "
+        "et al. 2003; no pixel moves more than 3 pixels), so strokes curve and swell the way one "
+        "writer's hand differs from another's.",
+        "slider", "augmentation", lo=0.0, hi=1.0, step=0.05, column="elastic",
+    )  # fmt: skip
+    pen_width: float = knob(
+        0.0, "Thicker and thinner pens",
+        "Share of training examples drawn, each time they are shown, with a thicker pen (half of "
+        "them) or a thinner one, since pens and fingers on the Draw page are not MNIST's pen.",
+        "slider", "augmentation", lo=0.0, hi=1.0, step=0.05, column="pens",
+    )  # fmt: skip
     # Callbacks
     early_stopping: bool = knob(
         False, "Early stopping",

@@ -600,7 +600,16 @@ class TrainingJob:
         forms = {}
         if share:
             forms = {"prepared": np.concatenate([p[2] for p in parts]), "prepared_share": share}
-        train = make_dataset(x_tr, y_tr, cfg.batch_size, shuffle=True, seed=cfg.seed, **forms)
+        train = make_dataset(
+            x_tr,
+            y_tr,
+            cfg.batch_size,
+            shuffle=True,
+            seed=cfg.seed,
+            elastic=cfg.elastic,
+            pen_width=cfg.pen_width,
+            **forms,
+        )
         val = make_dataset(x_val, y_val, 1000) if len(x_val) else None
         return train, val
 

@@ -294,6 +294,11 @@ def test_preprocessing_and_augmentation(mnist):
     at.toggle(key="explore_aug").set_value(True).run()
     assert not at.exception
     assert sum(c.startswith("draw ") for c in captions(at)) == 12
+    assert at.slider(key="explore_aug_pens").value == 0.0
+    at.slider(key="explore_aug_pens").set_value(1.0).run()
+    at.slider(key="explore_aug_elastic").set_value(0.5).run()
+    assert not at.exception
+    assert sum(c.startswith("draw ") for c in captions(at)) == 12
 
 
 @pytest.mark.slow

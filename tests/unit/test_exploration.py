@@ -316,6 +316,22 @@ def test_augment_preview_is_random_but_reproducible():
     assert np.allclose(same, image / 255.0)
 
 
+def test_augment_preview_shows_elastic_warps_and_pens_as_training_does():
+    image = np.zeros((28, 28), np.uint8)
+    image[6:22, 11:16] = 255
+    still = ModelConfig(rotation=0, zoom=0, shift=0)
+    pens = ex.augment_preview(image, dataclasses.replace(still, pen_width=1.0), count=8, seed=2)
+    ink = pens.reshape(8, -1).sum(axis=1) / (image.sum() / 255.0)
+    # Every draw has another pen: thicker (more ink) or thinner (less), none the same.
+    assert np.all(np.abs(ink - 1.0) > 0.05) and np.any(ink > 1.05) and np.any(ink < 0.95)
+    bent = ex.augment_preview(image, dataclasses.replace(still, elastic=1.0), count=8, seed=2)
+    assert bent.shape == (8, 28, 28) and 0.0 <= bent.min() and bent.max() <= 1.0
+    moved = np.abs(bent - image / 255.0).reshape(8, -1).max(axis=1)
+    assert (moved > 0.2).sum() >= 6
+    again = ex.augment_preview(image, dataclasses.replace(still, elastic=1.0), count=8, seed=2)
+    np.testing.assert_array_equal(bent, again)
+
+
 def test_augmentation_base_is_the_run_when_it_augments():
     plain = ModelConfig()
     assert ex.augmentation_base(None) == (plain, "the Train page's defaults")
@@ -324,6 +340,8 @@ def test_augmentation_base_is_the_run_when_it_augments():
     assert ex.augmentation_base(run) == (augmenting, "as run **r1** trains")
     run.config = dataclasses.replace(augmenting, augment=False)
     assert ex.augmentation_base(run) == (plain, "the Train page's defaults")
+    run.config = ModelConfig(pen_width=0.3)
+    assert ex.augmentation_base(run) == (run.config, "as run **r1** trains")
 
 
 # ----- maps ----------------------------------------------------------------------------------

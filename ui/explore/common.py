@@ -64,11 +64,21 @@ def feature_map(info: RunInfo, method: str, n: int) -> tuple[np.ndarray, np.ndar
 # One entry: 12 images of 28x28 float32, 37 KB; 64 entries are 2.4 MB.
 @st.cache_data(max_entries=64, show_spinner="Augmenting…")
 def augmented(
-    split: str, index: int, rotation: float, zoom: float, shift: float, seed: int
+    split: str,
+    index: int,
+    rotation: float,
+    zoom: float,
+    shift: float,
+    seed: int,
+    elastic: float = 0.0,
+    pen_width: float = 0.0,
 ) -> np.ndarray:
-    """Random augmentations of one digit with the given rotation, zoom and shift."""
+    """Random augmentations of one digit with the given rotation, zoom and shift, elastic warps
+    and pen widths."""
     x, _ = exploration.split_arrays(resources.get_data(), split)
-    config = ModelConfig(rotation=rotation, zoom=zoom, shift=shift)
+    config = ModelConfig(
+        rotation=rotation, zoom=zoom, shift=shift, elastic=elastic, pen_width=pen_width
+    )
     return exploration.augment_preview(x[index], config, count=exploration.AUGMENTATIONS, seed=seed)
 
 

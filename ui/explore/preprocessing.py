@@ -60,7 +60,9 @@ def augmentation(
     base, origin = exploration.augmentation_base(run)
     st.caption(
         f"Random rotation, zoom and shift ({origin}) redraw every training digit a little "
-        "differently each epoch, so the network learns the digit, not its exact position."
+        "differently each epoch, so the network learns the digit, not its exact position. "
+        "Elastic warps bend its strokes as another writer's hand would, and other pens draw it "
+        "thicker or thinner: each slider below them is the share of digits it changes."
     )
     count = exploration.AUGMENTATIONS
     show = st.toggle(f"Show {count} random augmentations of this digit", key="explore_aug")
@@ -79,12 +81,31 @@ def augmentation(
         key="explore_aug_shift",
         disabled=not show,
     )
+    d1, d2, _ = st.columns(3)
+    elastic = d1.slider(
+        "Elastic warps (share)",
+        0.0,
+        1.0,
+        float(base.elastic),
+        step=0.05,
+        key="explore_aug_elastic",
+        disabled=not show,
+    )
+    pen_width = d2.slider(
+        "Thicker and thinner pens (share)",
+        0.0,
+        1.0,
+        float(base.pen_width),
+        step=0.05,
+        key="explore_aug_pens",
+        disabled=not show,
+    )
     st.session_state.setdefault("explore_aug_seed", 0)
     if c4.button("New random draws", key="explore_aug_new", disabled=not show):
         st.session_state["explore_aug_seed"] += 1
     if show:
         seed = st.session_state["explore_aug_seed"]
-        images = common.augmented(split, index, rotation, zoom, shift, seed)
+        images = common.augmented(split, index, rotation, zoom, shift, seed, elastic, pen_width)
         pictures = np.concatenate([steps.scaled[None, ..., 0], images])
         captions = ["original"] + [f"draw {i}" for i in range(1, count + 1)]
         components.image_grid(pictures, captions, columns=count + 1, scale=4)
