@@ -3,8 +3,10 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from core import explain
 from core.evaluation import evaluate
 from core.runs import DEFAULT_MODEL_DIR, DEFAULT_RUN, RunStore
 
@@ -32,7 +34,13 @@ def test_recorded_accuracy_matches_a_fresh_evaluation(test_set, tmp_path: Path):
     assert len(y_test) == 10_000
     assert result.accuracy == pytest.approx(recorded["test_accuracy"], abs=1e-4)
     assert result.loss == pytest.approx(recorded["test_loss"], rel=1e-3)
-    assert result.accuracy >= 0.99
-    # The README beside the model states the same figure.
+    # Trained on thicker and thinner pens for people's drawings, it reads MNIST's test digits a
+    # little less well as they are (98.93%) and better the way the Draw page reads a drawing,
+    # turned 8 degrees either way.
+    assert result.accuracy >= 0.985
+    read = explain.Predictor(model).batch(x_test).argmax(axis=1)
+    assert np.mean(read == y_test) >= 0.994
+    # The README beside the model states the same figures.
     readme = (DEFAULT_MODEL_DIR / "README.md").read_text()
     assert f"{recorded['test_accuracy']:.2%}" in readme
+    assert f"{np.mean(read == y_test):.2%}" in readme
