@@ -152,7 +152,7 @@ def shipped(tmp_path_factory):
 def test_why_not_a_1_at_probability_0_stays_dark(shipped, mnist):
     x = mnist.x_test[0].astype(np.float32) / 255  # a 7, read at close to 100%
     probs = explain.Predictor(shipped)(x)
-    assert int(np.argmax(probs)) == 7 and probs[1] < 1e-3
+    assert int(np.argmax(probs)) == 7 and probs[1] < 5e-3
     for method in ("Grad-CAM", "Saliency"):
         answer = draw_session.explanation(shipped, x, method, 7, 7)
         why_not = draw_session.explanation(shipped, x, method, 1, 7)

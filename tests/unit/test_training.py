@@ -391,10 +391,10 @@ def test_data_that_breaks_fit_fails_the_job(small, registry):
 def test_nan_loss_fails_the_job_with_the_reason(small, registry, store, monkeypatch):
     real_dataset = training.make_dataset
 
-    def poisoned(x, y, batch_size, shuffle=False, seed=0):
+    def poisoned(x, y, batch_size, shuffle=False, seed=0, **forms):
         # NaN targets make the cross-entropy NaN from the first batch on. (NaN pixels do not:
         # oneDNN's fused convolution + ReLU outputs zeros for them.)
-        ds = real_dataset(x, y, batch_size, shuffle=shuffle, seed=seed)
+        ds = real_dataset(x, y, batch_size, shuffle=shuffle, seed=seed, **forms)
         return ds.map(lambda images, labels: (images, labels * np.nan)) if shuffle else ds
 
     monkeypatch.setattr(training, "make_dataset", poisoned)
