@@ -134,9 +134,12 @@ def test_two_workers_drain_four_queued_jobs_in_order_with_positions(
     from rq.job import Job
 
     started = [Job.fetch(j.id, connection=redis_server.client()).started_at for j in jobs]
-    # The two idle workers take the first two jobs at the same moment (which of them stamps its
-    # start first is a race of microseconds); the last two start after both, in queue order.
-    assert max(started[:2]) < min(started[2:]) and started[2] <= started[3]
+    # Queue order shows above: the first two trained while the last two waited at places 1 and
+    # 2. Two idle workers take a pair at the same moment, and which of them stamps its start
+    # first is a race of microseconds: the first two jobs, and the last two when the identical
+    # first two end together (0.3 ms apart, reversed, in one run). So the stamps are compared
+    # pair against pair only.
+    assert max(started[:2]) < min(started[2:])
     assert len({j.snapshot().run_name for j in jobs}) == 4 == len(store.list_runs()[0])
 
 
