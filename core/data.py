@@ -409,13 +409,8 @@ def make_dataset(
             pick = (draw < prepared_share)[:, None, None]
             batch = tf.where(pick, tf.gather(other, index), batch)
         batch = tf.cast(batch[..., None], tf.float32) / 255.0
-        if elastic > 0 or pen_width > 0:
-            pair = tf.stack([tf.constant(seed, tf.int64) + 1, step])
-            if elastic > 0:
-                batch = distort.elastic(batch, pair, elastic)
-            if pen_width > 0:
-                batch = distort.pen_width(batch, pair + [1, 0], pen_width)
-            batch = tf.clip_by_value(batch, 0.0, 1.0)
+        pair = tf.stack([tf.constant(seed, tf.int64) + 1, step])
+        batch = distort.apply(batch, pair, elastic, pen_width)
         label = tf.cast(tf.gather(labels, index), tf.int32)
         target = tf.one_hot(label, NUM_CLASSES)
         target = tf.where((label == NOT_A_DIGIT)[:, None], 1.0 / NUM_CLASSES, target)

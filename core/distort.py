@@ -110,3 +110,17 @@ def pen_width(batch: tf.Tensor, seed: tf.Tensor, share: float) -> tf.Tensor:
     thinning = (pick >= share / 2) & (pick < share) & kept
     out = tf.where(thicken[:, None, None, None], thick, batch)
     return tf.where(thinning[:, None, None, None], thin, out)
+
+
+def apply(batch: tf.Tensor, seed: tf.Tensor, elastic_share: float, pen_share: float) -> tf.Tensor:
+    """The training pipeline's distortions of one batch (shares of 0 skip them): elastic warps,
+    then pen widths, clipped to [0, 1]. Training (core.data.make_dataset) and Explore's preview
+    both call this, so the preview shows what training does."""
+    if elastic_share <= 0 and pen_share <= 0:
+        return batch
+    seed = tf.cast(seed, tf.int64)
+    if elastic_share > 0:
+        batch = elastic(batch, seed, elastic_share)
+    if pen_share > 0:
+        batch = pen_width(batch, seed + tf.constant([1, 0], tf.int64), pen_share)
+    return tf.clip_by_value(batch, 0.0, 1.0)

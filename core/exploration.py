@@ -277,12 +277,7 @@ def augment_preview(
         from core import distort
 
         pair = tf.constant([seed + 1, 0], tf.int64)
-        distorted = tf.constant(batch)
-        if config.elastic > 0:
-            distorted = distort.elastic(distorted, pair, config.elastic)
-        if config.pen_width > 0:
-            distorted = distort.pen_width(distorted, pair + [1, 0], config.pen_width)
-        batch = np.clip(distorted.numpy(), 0.0, 1.0)
+        batch = distort.apply(tf.constant(batch), pair, config.elastic, config.pen_width).numpy()
     pipeline = keras.Sequential(augmentation_layers(config, seed), name="augmentation")
     if not pipeline.layers:
         return batch[..., 0].astype(np.float32)

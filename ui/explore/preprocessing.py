@@ -7,9 +7,14 @@ import streamlit as st
 
 from core import charts, exploration
 from core.data import MnistData
+from core.models import CONFIG_SPECS
 from core.runs import RunInfo
 from ui import components
 from ui.explore import common
+
+SPECS = {spec.name: spec for spec in CONFIG_SPECS}
+DISTORTIONS = (("elastic", "explore_aug_elastic"), ("pen_width", "explore_aug_pens"))
+"""The training pipeline's distortions the preview offers, and their widgets' keys."""
 
 
 def one_digit(data: MnistData) -> tuple[str, int, exploration.PreprocessingSteps]:
@@ -81,25 +86,20 @@ def augmentation(
         key="explore_aug_shift",
         disabled=not show,
     )
-    d1, d2, _ = st.columns(3)
-    elastic = d1.slider(
-        "Elastic warps (share)",
-        0.0,
-        1.0,
-        float(base.elastic),
-        step=0.05,
-        key="explore_aug_elastic",
-        disabled=not show,
-    )
-    pen_width = d2.slider(
-        "Thicker and thinner pens (share)",
-        0.0,
-        1.0,
-        float(base.pen_width),
-        step=0.05,
-        key="explore_aug_pens",
-        disabled=not show,
-    )
+    # The training pipeline's shares, with their labels and ranges from the knob table.
+    shares = {}
+    for col, (name, widget_key) in zip(st.columns(3), DISTORTIONS, strict=False):
+        spec = SPECS[name]
+        shares[name] = col.slider(
+            f"{spec.label} (share)",
+            float(spec.knob.lo),
+            float(spec.knob.hi),
+            float(getattr(base, name)),
+            step=spec.knob.step,
+            key=widget_key,
+            disabled=not show,
+        )
+    elastic, pen_width = shares["elastic"], shares["pen_width"]
     st.session_state.setdefault("explore_aug_seed", 0)
     if c4.button("New random draws", key="explore_aug_new", disabled=not show):
         st.session_state["explore_aug_seed"] += 1
