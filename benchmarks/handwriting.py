@@ -3,9 +3,9 @@ letters and scribbles, each as the 280x280 RGBA image streamlit-drawable-canvas 
 
 - optdigits (43 writers, scanned 32x32 bitmaps): traced (thinned to a centre line, then drawn
   with a round brush as the canvas draws) or scanned (the bitmap smoothly enlarged, its ink
-  eroded or dilated), at random sizes and places, or uploaded as the bitmap itself. Tracing
-  a scan whose loops are filled in (a blotted 8 or 9) gives a line where the writer drew a loop,
-  so the traced sets are harder than what the writer would draw on the canvas;
+  eroded or dilated), at random sizes and places, or uploaded as the bitmap itself. The
+  tracer reopens loops the scan filled in (a blotted 9 or 6) and keeps short tails (the foot of
+  a 4), which a plain centre line loses;
 - stroke digits: hand-written styles of each digit (continental 1s, crossed 7s, open 4s, hooked
   9s ...) and Hershey font digits, jittered, slanted and smoothed like a hand;
 - letters (Hershey stroke fonts from Debian's hershey-fonts-data, handwriting TTF fonts, and
@@ -119,8 +119,21 @@ TRACE_SCALE = 3
 """The bitmap is smoothly enlarged this much before thinning, so the centre line is not jagged."""
 
 
+LOOP_RATIO = 1.9
+"""Ink thicker than this many pen half-widths is a loop the scan filled in (a blotted 9 or 6)."""
+SPUR_LENGTH = 0.6
+"""Branches from a free end to a junction shorter than this many half-widths are thinning spurs."""
+
+
 def centre_line(bitmap: np.ndarray) -> np.ndarray:
-    """The pen's path through a thick bitmap: enlarged, smoothed, thinned, its short spurs pruned.
+    """The pen's path through a thick bitmap: enlarged, smoothed, thinned, its spurs pruned.
+
+    Two things a plain centre line gets wrong about what the writer drew are put right:
+    - a loop the scan filled in (the pen was wider than the loop's hole) is reopened where the
+      ink is far thicker than the pen, so the path goes round it as the pen did;
+    - only spurs (short branches from a free end to a junction) are pruned: eroding every free
+      end by the pen's half-width, as this did before, lost short tails such as the foot of a 4
+      below its bar, and the 4 was drawn as an L.
 
     Returns (row, col) points of the centre line in bitmap pixel units.
     """
@@ -128,26 +141,77 @@ def centre_line(bitmap: np.ndarray) -> np.ndarray:
     big = np.kron(bitmap.astype(np.float32), np.ones((k, k), np.float32))
     smooth = ndimage.gaussian_filter(np.pad(big, k), sigma=k * 0.7) > 0.5
     skeleton = thin(smooth)
-    # Spurs towards the corners of a thick stroke are shorter than the pen's half-width: eroding
-    # the free ends that far removes them (and shortens real ends by what the brush adds back).
-    half_width = (
-        float(ndimage.distance_transform_edt(smooth)[skeleton].mean()) if skeleton.any() else 0
-    )
-    skeleton = _prune(skeleton, int(round(half_width)))
+    if not skeleton.any():
+        return np.zeros((0, 2))
+    depth = ndimage.distance_transform_edt(smooth)
+    half_width = float(np.median(depth[skeleton]))
+    skeleton = thin(smooth & ~_filled_loops(depth, half_width))
+    skeleton = _prune_spurs(skeleton, int(round(SPUR_LENGTH * half_width)))
     ys, xs = np.nonzero(skeleton)
     return np.stack([(ys - k) / k, (xs - k) / k], axis=1) if ys.size else np.zeros((0, 2))
 
 
-def _prune(skeleton: np.ndarray, steps: int) -> np.ndarray:
-    """Remove end points of the centre line `steps` times (loops and junctions stay)."""
+def _filled_loops(depth: np.ndarray, half_width: float) -> np.ndarray:
+    """Holes to punch where the ink is over LOOP_RATIO half-widths deep: one at each such
+    blob's centre, half a half-width wide."""
+    core = depth > LOOP_RATIO * half_width
+    holes = np.zeros_like(core)
+    if not core.any():
+        return holes
+    labels, count = ndimage.label(core)
+    for centre in ndimage.center_of_mass(core, labels, range(1, count + 1)):
+        holes[tuple(np.round(centre).astype(int))] = True
+    return ndimage.binary_dilation(holes, iterations=max(1, int(round(half_width * 0.5))))
+
+
+def _neighbours(skeleton: np.ndarray) -> np.ndarray:
     kernel = np.ones((3, 3), np.int32)
+    return ndimage.convolve(skeleton.astype(np.int32), kernel, mode="constant") - skeleton
+
+
+def _branch(
+    skeleton: np.ndarray, neighbours: np.ndarray, end: tuple[int, int], limit: int
+) -> tuple[list, bool]:
+    """The pixels from a free end along the centre line, up to `limit` of them, and whether the
+    walk reached a junction (a pixel with three or more neighbours)."""
+    path, cur = [end], end
+    while len(path) <= limit:
+        y, x = cur
+        ahead = [
+            (y + dy, x + dx)
+            for dy in (-1, 0, 1)
+            for dx in (-1, 0, 1)
+            if (dy or dx)
+            and 0 <= y + dy < skeleton.shape[0]
+            and 0 <= x + dx < skeleton.shape[1]
+            and skeleton[y + dy, x + dx]
+            and (y + dy, x + dx) not in path
+        ]
+        if len(ahead) != 1:
+            return path, False
+        cur = ahead[0]
+        if neighbours[cur] >= 3:
+            return path, True
+        path.append(cur)
+    return path, False
+
+
+def _prune_spurs(skeleton: np.ndarray, length: int) -> np.ndarray:
+    """Remove branches from a free end to a junction no longer than `length`; keep the others
+    whole (eroding every end instead would eat short real tails)."""
     out = skeleton.copy()
-    for _ in range(steps):
-        neighbours = ndimage.convolve(out.astype(np.int32), kernel, mode="constant") - out
-        ends = out & (neighbours <= 1)
-        if not ends.any() or ends.sum() >= out.sum() - 2:
+    for _ in range(3):
+        neighbours = _neighbours(out)
+        spurs = []
+        for y, x in np.argwhere(out & (neighbours == 1)):
+            path, junction = _branch(out, neighbours, (int(y), int(x)), length)
+            if junction:
+                spurs.append(path)
+        if not spurs:
             break
-        out &= ~ends
+        for path in spurs:
+            for p in path:
+                out[p] = False
     return out
 
 

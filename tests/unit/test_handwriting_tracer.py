@@ -1,0 +1,55 @@
+"""The handwriting benchmark's tracer (benchmarks/handwriting.py): the pen path it draws a
+scanned digit along keeps what the writer drew."""
+
+import numpy as np
+from PIL import Image, ImageDraw
+from scipy import ndimage
+
+from benchmarks import handwriting as hw
+
+
+def _bitmap(lines, width: int, blot=None) -> np.ndarray:
+    """A 32x32 bool bitmap like optdigits': polylines `width` pixels wide, and a filled ellipse."""
+    img = Image.new("L", (32, 32), 0)
+    pen = ImageDraw.Draw(img)
+    for line in lines:
+        pen.line(line, fill=255, width=width)
+    if blot:
+        pen.ellipse(blot, fill=255)
+    return np.asarray(img) > 127
+
+
+def _loops(points: np.ndarray) -> int:
+    """How many holes the centre line encloses."""
+    on = np.zeros((40, 40), bool)
+    on[np.round(points[:, 0]).astype(int) + 4, np.round(points[:, 1]).astype(int) + 4] = True
+    return ndimage.label(~ndimage.binary_dilation(on))[1] - 1
+
+
+def test_the_short_foot_of_a_4_below_its_bar_is_kept():
+    # The bar's centre is row 20, 4 pixels thick; the upright goes on to row 25.
+    four = _bitmap([[(8, 3), (6, 20), (24, 20)], [(20, 8), (20, 25)]], 4)
+    points = hw.centre_line(four)
+    assert points[:, 0].max() >= 22.5  # eroding each end by the half-width stopped at row 21
+    below = points[points[:, 0] > 21]
+    assert np.all(np.abs(below[:, 1] - 20) <= 1.5)  # on the upright
+
+
+def test_a_loop_the_scan_filled_in_is_drawn_round():
+    nine = _bitmap([[(20, 10), (19, 29)]], 4, blot=(9, 3, 21, 15))
+    assert _loops(hw.centre_line(nine)) == 1
+
+
+def test_a_plain_stroke_gets_no_loop_and_no_spurs():
+    one = _bitmap([[(16, 3), (15, 28)]], 5)
+    points = hw.centre_line(one)
+    assert _loops(points) == 0
+    assert np.ptp(points[:, 1]) <= 2.5  # one line, no branches towards the corners
+    assert points[:, 0].min() <= 6 and points[:, 0].max() >= 25
+
+
+def test_an_open_loop_stays_one_loop():
+    img = Image.new("L", (32, 32), 0)
+    ImageDraw.Draw(img).ellipse((6, 3, 25, 28), outline=255, width=4)
+    zero = np.asarray(img) > 127
+    assert _loops(hw.centre_line(zero)) == 1
