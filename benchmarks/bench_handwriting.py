@@ -11,7 +11,8 @@ streamlit-drawable-canvas returns it) and goes through what the page calls:
 `core.data.held_out`). The sets (see benchmarks/handwriting.py):
 
 - optdigits `.tra` (30 writers) and `.cv` (13 other writers): each real digit traced with a thin,
-  a medium and a thick brush at a random size and place, uploaded once as its own 32x32 bitmap
+  a medium and a thick brush at a random size and place (along the pen's path through the scan:
+  spurs pruned, loops the scan filled in reopened), uploaded once as its own 32x32 bitmap
   (dark on white, the upload path), and once scanned onto the canvas (its bitmap enlarged,
   eroded or dilated);
 - hand digits: styles people write (continental 1s, crossed 7s, open 4s, hooked 9s...), and
