@@ -215,8 +215,20 @@ def test_assess_flags_doubt_and_strangeness(trained, mnist):
         "This doesn't look like any digit the model has seen: it spreads"
     )
     assert "none gets more than 20%" in nothing.reason and "guess is 4, but" in nothing.reason
-    far = explain.assess(probs, -features - 5.0, cal)
+    # No evidence for any digit: every logit is the bias alone.
+    assert cal.energy(np.zeros_like(features))[0] < cal.energy_threshold
+    faint = explain.assess(probs, np.zeros_like(features), cal)
+    assert faint.unsure and faint.reason.startswith("This doesn't look like any digit")
+    assert "less evidence for any digit in it than in 98% of the validation digits" in faint.reason
+    # The direction test (whether or not this model's calibration kept it), on its own.
+    typical_distance = float(np.percentile(cal.distance(features_all), 99.5))
+    by_direction = dataclasses.replace(
+        cal, energy_threshold=-math.inf, distance_threshold=typical_distance
+    )
+    far = explain.assess(probs, -features - 5.0, by_direction)
     assert far.unsure and far.reason.startswith("This doesn't look like any digit")
+    assert "further from every digit than for 99.5%" in far.reason
+    assert not explain.assess(probs, features, by_direction).unsure
     assert explain.assess(probs, features, None).unsure is False
 
 
