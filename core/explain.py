@@ -841,26 +841,6 @@ def assess(probs: np.ndarray, features: np.ndarray, calibration: Calibration | N
     features = np.asarray(features, dtype=np.float32)
     distance = float(calibration.distance(features)[0])
     spread = float(calibration.mahalanobis(features)[0])
-    if float(calibration.energy(features)[0]) < calibration.energy_threshold:
-        return Verdict(
-            predicted,
-            confidence,
-            top3,
-            True,
-            "This doesn't look like any digit the model has seen: it finds less evidence for any "
-            f"digit in it than in {100 - ENERGY_PERCENTILE:g}% of the validation digits. Its best "
-            f"guess is {predicted}, but don't trust it.",
-        )
-    if distance > calibration.distance_threshold or spread > calibration.spread_threshold:
-        return Verdict(
-            predicted,
-            confidence,
-            top3,
-            True,
-            "This doesn't look like any digit the model has seen: what it sees in it is further "
-            f"from every digit than for {DISTANCE_PERCENTILE}% of the validation digits. Its best "
-            f"guess is {predicted}, but don't trust it.",
-        )
     threshold = calibration.confidence_threshold
     if confidence < threshold and top3[0][1] + top3[1][1] < SPREAD_SHARE:
         return Verdict(
@@ -872,6 +852,27 @@ def assess(probs: np.ndarray, features: np.ndarray, calibration: Calibration | N
             f"many digits (none gets more than {_percent(confidence, 1.0)}; a digit it knows "
             f"gets at least {threshold:.0%}). A letter, a scrawl or a shape? Its best guess is "
             f"{predicted}, but don't trust it.",
+        )
+    if float(calibration.energy(features)[0]) < calibration.energy_threshold:
+        return Verdict(
+            predicted,
+            confidence,
+            top3,
+            True,
+            "This doesn't look like any digit the model has seen: its scores for all ten digits "
+            "are low (it finds less evidence for any digit in it than in "
+            f"{100 - ENERGY_PERCENTILE:g}% of the validation digits). A letter, a scrawl or a "
+            f"shape? Its best guess is {predicted}, but don't trust it.",
+        )
+    if distance > calibration.distance_threshold or spread > calibration.spread_threshold:
+        return Verdict(
+            predicted,
+            confidence,
+            top3,
+            True,
+            "This doesn't look like any digit the model has seen: what it sees in it is further "
+            f"from every digit than for {DISTANCE_PERCENTILE}% of the validation digits. Its best "
+            f"guess is {predicted}, but don't trust it.",
         )
     if confidence < threshold:
         below = calibration.accuracy_below

@@ -219,7 +219,11 @@ def test_assess_flags_doubt_and_strangeness(trained, mnist):
     assert cal.energy(np.zeros_like(features))[0] < cal.energy_threshold
     faint = explain.assess(probs, np.zeros_like(features), cal)
     assert faint.unsure and faint.reason.startswith("This doesn't look like any digit")
+    assert "its scores for all ten digits are low" in faint.reason
     assert "less evidence for any digit in it than in 98% of the validation digits" in faint.reason
+    # Spread and faint at once: the spread, which the probability chart shows, is the reason given.
+    both = explain.assess(spread, np.zeros_like(features), cal)
+    assert both.unsure and "it spreads its answer over many digits" in both.reason
     # The direction test (whether or not this model's calibration kept it), on its own.
     typical_distance = float(np.percentile(cal.distance(features_all), 99.5))
     by_direction = dataclasses.replace(
