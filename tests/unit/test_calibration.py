@@ -71,13 +71,19 @@ def test_mahalanobis_is_kept_when_only_it_catches_them():
     assert again.non_digits_flagged == 1.0 and again.spread_threshold == 4.0
 
 
-@pytest.mark.slow
-def test_calibration_reports_the_share_of_made_up_non_digits_it_flags(mnist):
+@pytest.fixture(scope="module")
+def calibrated(mnist):
+    """A tiny network trained for two epochs, 600 validation digits, and its calibration."""
     model = build_model(TINY_CONFIG)
     x, y = mnist.x_train[:512], mnist.y_train[:512]
     model.fit(make_dataset(x, y, 64, shuffle=True), epochs=2, shuffle=False, verbose=0)
     x_val, y_val = mnist.x_test[:600], mnist.y_test[:600]
-    cal = explain.calibrate(model, x_val, y_val)
+    return model, x_val, y_val, explain.calibrate(model, x_val, y_val)
+
+
+@pytest.mark.slow
+def test_calibration_reports_the_share_of_made_up_non_digits_it_flags(calibrated):
+    model, x_val, y_val, cal = calibrated
     # The same non-digits, read as the page reads them, judged by hand with the thresholds.
     made_up = make_non_digits(x_val, y_val, explain.NON_DIGIT_SAMPLES, explain.CALIBRATION_SEED)
     probs, features = explain.Predictor(model).batch_with_features(made_up)
@@ -149,12 +155,8 @@ def test_the_direction_test_is_kept_when_only_it_catches_them():
 
 
 @pytest.mark.slow
-def test_calibration_flags_the_least_evident_two_percent_of_validation_digits(mnist):
-    model = build_model(TINY_CONFIG)
-    x, y = mnist.x_train[:512], mnist.y_train[:512]
-    model.fit(make_dataset(x, y, 64, shuffle=True), epochs=2, shuffle=False, verbose=0)
-    x_val, y_val = mnist.x_test[:600], mnist.y_test[:600]
-    cal = explain.calibrate(model, x_val, y_val)
+def test_calibration_flags_the_least_evident_two_percent_of_validation_digits(calibrated):
+    model, x_val, _, cal = calibrated
     _, features = explain.Predictor(model).batch_with_features(x_val)
     low = cal.energy(features) < cal.energy_threshold
     assert low.mean() == pytest.approx(explain.ENERGY_PERCENTILE / 100, abs=0.005)
