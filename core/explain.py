@@ -156,7 +156,9 @@ def turned_reading(model: keras.Model, turns: tuple[float, ...] = TURNS) -> Call
             x if t is None else keras.ops.image.affine_transform(x, t, fill_mode="constant")
             for t in transforms
         ]
-        features, probs = both(tf.concat(views, axis=0) if len(views) > 1 else x, training=False)
+        features, probs = both(
+            tf.concat(views, axis=0) if len(views) > 1 else views[0], training=False
+        )
         k, n = len(views), tf.shape(x)[0]
         mean = lambda a: tf.reduce_mean(tf.reshape(a, (k, n, -1)), axis=0)  # noqa: E731
         return mean(features), mean(probs)

@@ -65,6 +65,18 @@ def test_predictor_reads_each_digit_turned_either_way_and_averages(trained, digi
 
 
 @pytest.mark.slow
+def test_a_single_turn_is_read_turned(trained, digits):
+    # One turn alone (a reading the page does not use, but Predictor accepts) is still turned.
+    from scipy import ndimage
+
+    turned = np.stack([ndimage.rotate(d, 8.0, reshape=False, order=1) for d in digits])
+    expected = trained.predict(turned[..., None], verbose=0)
+    once = explain.Predictor(trained, turns=(8.0,)).batch(digits)
+    assert np.allclose(once, expected, atol=1e-4)
+    assert not np.allclose(once, trained.predict(digits[..., None], verbose=0), atol=1e-3)
+
+
+@pytest.mark.slow
 def test_predictor_equals_model_predict(trained, digits):
     predictor = explain.Predictor(trained, turns=(0.0,))
     expected = trained.predict(digits[..., None], verbose=0)
