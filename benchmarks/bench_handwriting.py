@@ -26,6 +26,7 @@ scribbles, and the median time of `core.draw_session.read` on one drawing; ends 
 `--samples N` keeps the first N digits of each optdigits file (and fewer of the rest): a quick run.
 `--cache FILE` keeps the prepared sets in FILE (an .npz), reused while core/drawing.py,
 benchmarks/handwriting.py and --samples are unchanged: building them takes minutes.
+`--save-png DIR` writes the optdigits drawings as PNG files instead, for `python -m core predict`.
 `--single` reads each drawing once as drawn instead of turned either way (`core.explain.TURNS`),
 to measure what the turned readings add.
 """
@@ -205,6 +206,25 @@ def build_sets(optdigits: Path, samples: int | None) -> Prepared:
     return prepare_all(d for s in sets for d in s)
 
 
+def save_pngs(optdigits: Path, samples: int | None, folder: Path) -> int:
+    """The optdigits drawings of build_sets as PNG files: 280x280 RGBA canvases under
+    folder/NAME/canvas, the 32x32 scans under folder/NAME/uploaded, named INDEX_LABEL.png."""
+    from PIL import Image
+
+    count = 0
+    for name, suffix, seed in (("tra", "tra", 1), ("cv", "cv", 2)):
+        bitmaps, labels = hw.load_optdigits(optdigits / f"optdigits-orig.{suffix}")
+        if samples:
+            bitmaps, labels = bitmaps[:samples], labels[:samples]
+        for i, d in enumerate(hw.optdigits_set(bitmaps, labels, seed, f"optdigits {name}")):
+            kind = "uploaded" if d.group.endswith("uploaded") else "canvas"
+            out = folder / name / kind
+            out.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(d.image).save(out / f"{i:05d}_{d.label}.png")
+            count += 1
+    return count
+
+
 def sets_key(samples: int | None) -> str:
     """What the prepared sets depend on: the preparation's and the generators' code, and samples."""
     h = hashlib.blake2b(digest_size=12)
@@ -255,6 +275,13 @@ def main() -> None:
     parser.add_argument("--samples", type=int, help="first N digits of each optdigits file")
     parser.add_argument("--cache", type=Path, help="keep the prepared sets in this .npz file")
     parser.add_argument(
+        "--save-png",
+        type=Path,
+        metavar="DIR",
+        help="write the optdigits drawings as PNG files under DIR/{tra,cv}/{canvas,uploaded} "
+        "(named INDEX_LABEL.png), for `python -m core predict`, and stop",
+    )
+    parser.add_argument(
         "--single",
         action="store_true",
         help="read each drawing once as drawn, not turned (explain.TURNS): the figures without it",
@@ -264,6 +291,11 @@ def main() -> None:
     optdigits = Path(args.optdigits)
     if not (optdigits / "optdigits-orig.tra").is_file():
         parser.error(f"{optdigits}: no optdigits-orig.tra there; pass --optdigits DIR")
+    if args.save_png:
+        count = save_pngs(optdigits, args.samples, args.save_png)
+        print(f"{count:,} drawings written under {args.save_png}; read them with")
+        print(f"  python -m core predict --data-dir ../shared/data/mnist {args.save_png}")
+        return
     data = load_mnist(args.data_dir)
     store = RunStore(args.runs_dir)
     start = time.perf_counter()
