@@ -44,6 +44,9 @@ def test_train_watch_switch_and_list(page, app_server):
     expect(page.get_by_role("heading", name="Watch")).to_be_visible(timeout=60_000)
     before = chart_points(page)
     expect(page.get_by_text(FINISHED).first).to_be_visible(timeout=180_000)
+    # The light chart gives way to the finished job's Plotly chart, drawn a moment after the
+    # status (0 points in between): it must come to show at least what was seen live.
+    page.wait_for_function(f"() => ({CHART_POINTS})() >= {before}", polling=200, timeout=60_000)
     assert chart_points(page) >= before
     expect(page.get_by_text("Test accuracy").first).to_be_visible()
     # The finished run is listed in the runs table and linked to Explore and Draw.
