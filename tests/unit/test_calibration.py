@@ -163,3 +163,20 @@ def test_calibration_flags_the_least_evident_two_percent_of_validation_digits(ca
     kernel, bias = explain._last_dense(model).get_weights()
     assert np.allclose(cal.logit_weights, kernel) and np.allclose(cal.logit_bias, bias)
     assert "less evidence for any digit" in cal.rule and "98% of the validation digits" in cal.rule
+
+
+def test_a_model_without_a_last_dense_layer_to_ten_logits_gets_no_energy_test(mnist):
+    import keras
+
+    inputs = keras.Input((28, 28, 1))
+    scores = keras.layers.Flatten()(keras.layers.Conv2D(10, 28)(inputs))
+    no_dense = keras.Model(inputs, keras.layers.Softmax()(scores))
+    assert explain._logit_layer(no_dense, 10) == (None, None)
+    cal = explain.calibrate(no_dense, mnist.x_test[:200], mnist.y_test[:200])
+    assert math.isinf(cal.energy_threshold) and cal.logit_weights is None
+    assert math.isfinite(cal.distance_threshold)  # the direction test is never dropped then
+    assert "less evidence" not in cal.rule
+    dense = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(scores))
+    kernel, bias = explain._logit_layer(dense, 10)
+    assert kernel.shape == (10, 10) and bias.shape == (10,)
+    assert explain._logit_layer(dense, 12) == (None, None)  # features of another size
