@@ -191,14 +191,19 @@ def latency(images: list[np.ndarray], predictor, calibration) -> float:
     return statistics.median(times)
 
 
-def build_sets(optdigits: Path, samples: int | None) -> Prepared:
-    """Every drawing of the benchmark, prepared (model-independent, seeded)."""
-    sets = []
-    for name, suffix, seed in (("tra", "tra", 1), ("cv", "cv", 2)):
-        bitmaps, labels = hw.load_optdigits(optdigits / f"optdigits-orig.{suffix}")
+def optdigits_sets(optdigits: Path, samples: int | None):
+    """("tra", drawings) and ("cv", drawings): each file's digits drawn five ways (seeded), the
+    first `samples` of them when given."""
+    for name, seed in (("tra", 1), ("cv", 2)):
+        bitmaps, labels = hw.load_optdigits(optdigits / f"optdigits-orig.{name}")
         if samples:
             bitmaps, labels = bitmaps[:samples], labels[:samples]
-        sets.append(hw.optdigits_set(bitmaps, labels, seed, f"optdigits {name}"))
+        yield name, hw.optdigits_set(bitmaps, labels, seed, f"optdigits {name}")
+
+
+def build_sets(optdigits: Path, samples: int | None) -> Prepared:
+    """Every drawing of the benchmark, prepared (model-independent, seeded)."""
+    sets = [drawings for _, drawings in optdigits_sets(optdigits, samples)]
     quick = samples is not None and samples < 500
     sets.append(hw.stroke_digit_set(6 if quick else 24, 3))
     sets.append(hw.letter_set(1 if quick else 3, 4))
@@ -212,11 +217,8 @@ def save_pngs(optdigits: Path, samples: int | None, folder: Path) -> int:
     from PIL import Image
 
     count = 0
-    for name, suffix, seed in (("tra", "tra", 1), ("cv", "cv", 2)):
-        bitmaps, labels = hw.load_optdigits(optdigits / f"optdigits-orig.{suffix}")
-        if samples:
-            bitmaps, labels = bitmaps[:samples], labels[:samples]
-        for i, d in enumerate(hw.optdigits_set(bitmaps, labels, seed, f"optdigits {name}")):
+    for name, drawings in optdigits_sets(optdigits, samples):
+        for i, d in enumerate(drawings):
             kind = "uploaded" if d.group.endswith("uploaded") else "canvas"
             out = folder / name / kind
             out.mkdir(parents=True, exist_ok=True)
