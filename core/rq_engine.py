@@ -520,13 +520,17 @@ class RQEngine:
 
     def _refresh(self) -> None:
         r = self.redis
+        # The jobs to read are taken before the queue is: each was enqueued before it was listed
+        # here (submit), so the queue read next has it unless a worker took it. A job submitted
+        # or adopted during this read waits for the next one; read now, it could be missing from
+        # the older queue and shown as taken by a worker ("A worker is taking the job…").
+        active = [j for j in self.jobs() if not j.settled]
         with r.pipeline(transaction=False) as p:
             p.zrevrange(JOBS_KEY, 0, KEEP - 1)
             p.lrange(self.rq_queue.key, 0, -1)
             ids, queued = ([i.decode() for i in result] for result in p.execute())
         self._adopt([i for i in ids if self.get(i) is None])
         positions = {job_id: n + 1 for n, job_id in enumerate(queued)}
-        active = [j for j in self.jobs() if not j.settled]
         if active:
             self._read(active, positions)
         # Not send_stops(): waking itself, the poller would spin (half a core, and Redis with it).

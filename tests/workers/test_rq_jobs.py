@@ -110,6 +110,30 @@ def test_stop_ends_training_within_batches_and_keeps_what_was_learned(
     assert info.test_accuracy == pytest.approx(snap.test_metrics["test_accuracy"])
 
 
+def test_a_job_submitted_while_the_queue_is_read_keeps_its_place(engine, monkeypatch):
+    # The poller reads the queue, then the jobs. A job submitted in between is not in the queue
+    # it read, and must not be shown as taken by a worker: no worker runs here.
+    import threading
+
+    first = engine.submit(JobRequest(TINY_CONFIG, owner="ann"))
+    late = []
+    adopt = engine._adopt
+
+    def adopt_then_submit(new_ids):
+        adopt(new_ids)
+        if not late and threading.current_thread() is threading.main_thread():
+            late.append(engine.submit(JobRequest(TINY_CONFIG, owner="bo")))
+
+    monkeypatch.setattr(engine, "_adopt", adopt_then_submit)
+    engine.refresh()
+    assert late, "the refresh did not run in this thread"
+    for job, place in ((first, 1), (late[0], 2)):
+        snap = job.snapshot()
+        assert (snap.state, snap.queue_position) == (JobState.QUEUED, place), snap.message
+    engine.refresh()  # the next read has it in the queue
+    assert late[0].snapshot().queue_position == 2
+
+
 def test_two_workers_drain_four_queued_jobs_in_order_with_positions(
     engine, store, redis_url, start_worker, redis_server
 ):
