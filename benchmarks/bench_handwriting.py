@@ -55,6 +55,7 @@ from core.runs import RunStore  # noqa: E402
 
 DIGIT_TARGET, FLAG_MAX, SELECTIVE_TARGET, REJECT_TARGET = 0.97, 0.03, 0.99, 0.90
 LATENCY_DRAWINGS = 200
+MARKS_SEP = "|"
 
 
 @dataclass
@@ -66,22 +67,25 @@ class Prepared:
     found: np.ndarray
     labels: np.ndarray
     groups: list[str]
+    marks: list[tuple[str, ...]]
+    """Each drawing's separate marks no digit has (`core.drawing.PreparedStages.marks`)."""
     images: list[np.ndarray]
     """A few canvases kept for the latency measure."""
 
 
 def prepare_all(drawings, keep: int = LATENCY_DRAWINGS) -> Prepared:
     """Prepare every drawing as the page does (core.drawing.prepare_stages)."""
-    xs, found, labels, groups, images = [], [], [], [], []
+    xs, found, labels, groups, marks, images = [], [], [], [], [], []
     for d in drawings:
         stages = drawing.prepare_stages(d.image)
         found.append(stages is not None)
         xs.append(stages.centered if stages is not None else np.zeros((28, 28), np.float32))
         labels.append(d.label)
         groups.append(d.group)
+        marks.append(stages.marks if stages is not None else ())
         if len(images) < keep:
             images.append(d.image)
-    return Prepared(np.stack(xs), np.asarray(found), np.asarray(labels), groups, images)
+    return Prepared(np.stack(xs), np.asarray(found), np.asarray(labels), groups, marks, images)
 
 
 @dataclass
@@ -104,7 +108,7 @@ def score(prep: Prepared, predictor: explain.Predictor, calibration) -> Scored:
     for i in range(len(predicted)):
         if not prep.found[i]:
             continue
-        verdict = explain.assess(probs[i], features[i], calibration)
+        verdict = explain.assess(probs[i], features[i], calibration, prep.marks[i])
         flagged[i] = verdict.unsure
         strange[i] = verdict.unsure and "doesn't look like any digit" in verdict.reason
     predicted = np.where(prep.found, predicted, -1)
@@ -245,7 +249,8 @@ def cached_sets(optdigits: Path, samples: int | None, cache: Path | None) -> Pre
                 if str(z["key"]) == key:
                     images = [z[f"image_{i}"] for i in range(int(z["count"]))]
                     groups = z["groups"].tolist()
-                    return Prepared(z["x28"], z["found"], z["labels"], groups, images)
+                    marks = [tuple(m.split(MARKS_SEP)) if m else () for m in z["marks"].tolist()]
+                    return Prepared(z["x28"], z["found"], z["labels"], groups, marks, images)
         except (OSError, ValueError, KeyError, EOFError):
             pass  # unreadable: built again
     prep = build_sets(optdigits, samples)
@@ -260,6 +265,7 @@ def cached_sets(optdigits: Path, samples: int | None, cache: Path | None) -> Pre
                 found=prep.found,
                 labels=prep.labels,
                 groups=np.asarray(prep.groups),
+                marks=np.asarray([MARKS_SEP.join(m) for m in prep.marks]),
                 count=len(prep.images),
                 # Canvases and uploads differ in size: one array each.
                 **{f"image_{i}": image for i, image in enumerate(prep.images)},

@@ -353,7 +353,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if error is not None:
             batch.append((name, error))
         else:
-            batch.append((name, stages.centered))
+            # Only the input and the marks are kept: a stage at full size may be megabytes.
+            batch.append((name, (stages.centered, stages.marks)))
         if len(batch) >= args.batch_size:
             _predict_batch(batch, predictor, calibration)
             batch = []
@@ -370,15 +371,15 @@ def _predict_batch(batch: list[tuple[str, object]], predictor, calibration) -> N
 
     from core import explain
 
-    images = [x for _, x in batch if not isinstance(x, str)]
-    if images:
-        probs, features = predictor.batch_with_features(np.stack(images))
+    readable = [x for _, x in batch if not isinstance(x, str)]
+    if readable:
+        probs, features = predictor.batch_with_features(np.stack([x28 for x28, _ in readable]))
     k = 0
     for name, x in batch:
         if isinstance(x, str):
             print(json.dumps(_unreadable(name, x)), flush=True)
             continue
-        verdict = explain.assess(probs[k], features[k], calibration)
+        verdict = explain.assess(probs[k], features[k], calibration, readable[k][1])
         line = {
             "file": name,
             "digit": verdict.predicted,

@@ -68,7 +68,7 @@ def read(
     if stages is None:
         return None
     probs, features = predictor.predict_with_features(stages.centered)
-    verdict = explain.assess(probs, features, calibration)
+    verdict = explain.assess(probs, features, calibration, stages.marks)
     return Reading(stages, probs, verdict, fingerprint(stages.centered))
 
 

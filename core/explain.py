@@ -16,6 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from core import drawing
 from core.data import INPUT_SHAPE, NUM_CLASSES
 from core.non_digits import make_non_digits
 
@@ -832,12 +833,43 @@ class Verdict:
     reason: str
 
 
-def assess(probs: np.ndarray, features: np.ndarray, calibration: Calibration | None) -> Verdict:
-    """The answer, its top three, and whether (and why) the model should not be trusted here."""
+MARKS_RULE = (
+    "Whatever the model says, a drawing with a separate mark no digit has (a dot above its "
+    "strokes, as on an i or a j, or a mark inside them that does not touch them, like a face's "
+    "eyes) is flagged as not a digit."
+)
+MARK_REASONS = {
+    drawing.MARK_ABOVE: "there is a dot above it, apart from its strokes, and no digit has one. "
+    "An i or a j?",
+    drawing.MARK_INSIDE: "there is a mark inside it that does not touch its strokes, and no digit "
+    "has one. A face, or a letter?",
+}
+
+
+def assess(
+    probs: np.ndarray,
+    features: np.ndarray,
+    calibration: Calibration | None,
+    marks: tuple[str, ...] = (),
+) -> Verdict:
+    """The answer, its top three, and whether (and why) the model should not be trusted here.
+
+    marks are the drawing's separate marks no digit has (`core.drawing.PreparedStages.marks`):
+    they make it "not a digit" whatever the model says, with or without a calibration.
+    """
     probs = np.asarray(probs, dtype=np.float64).ravel()
     order = np.argsort(-probs, kind="stable")
     predicted, confidence = int(order[0]), float(probs[order[0]])
     top3 = [(int(d), float(probs[d])) for d in order[:3]]
+    if marks:
+        return Verdict(
+            predicted,
+            confidence,
+            top3,
+            True,
+            f"This doesn't look like any digit: {MARK_REASONS[marks[0]]} Its best guess is "
+            f"{predicted}, but don't trust it. (A slip of the pen? Clear it and draw again.)",
+        )
     if calibration is None:
         return Verdict(predicted, confidence, top3, False, "")
     features = np.asarray(features, dtype=np.float32)

@@ -274,7 +274,11 @@ def answer(
         **HTML,
     )
     with info:
-        st.metric("Confidence", f"{verdict.confidence:.1%}", help=calibration.rule)
+        st.metric(
+            "Confidence",
+            f"{verdict.confidence:.1%}",
+            help=f"{calibration.rule} {explain.MARKS_RULE}",
+        )
         st.markdown("Top three: " + " · ".join(f"**{d}** {pct(p)}" for d, p in verdict.top3))
         if verdict.unsure:
             st.warning(verdict.reason, icon=":material/help:")

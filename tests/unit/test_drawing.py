@@ -7,6 +7,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from core.drawing import (
+    MARK_ABOVE,
+    MARK_INSIDE,
     MNIST_CENTER,
     ImageError,
     enlarge,
@@ -161,6 +163,88 @@ def test_specks_far_from_the_drawing_are_ignored():
     # A crossbar is part of the digit, not a speck.
     crossed = pen([*SEVEN, [(110, 150), (190, 150)]], 18)
     assert not np.allclose(prepare(crossed), prepare(clean), atol=0.1)
+
+
+def dotted(img: np.ndarray, *dots: tuple[int, int, int]) -> np.ndarray:
+    """The canvas with round dots (row, column, radius) added, as a pen taps them."""
+    out = Image.fromarray(img)
+    for row, col, r in dots:
+        ImageDraw.Draw(out).ellipse((col - r, row - r, col + r, row + r), fill=(255, 255, 255, 255))
+    return np.asarray(out)
+
+
+def test_a_dot_above_the_strokes_is_a_mark_no_digit_has():
+    one = [[(140, 100), (140, 250)]]
+    assert prepare_stages(pen(one, 18)).marks == ()
+    # An i and a j: the dot sits apart, above the stroke, a little to the side or not.
+    i = prepare_stages(dotted(pen(one, 18), (55, 146, 11)))
+    assert i.marks == (MARK_ABOVE,)
+    j = prepare_stages(
+        dotted(
+            pen(
+                [
+                    [(150, 100), (150, 230), (120, 260), (90, 240)],
+                ],
+                16,
+            ),
+            (60, 150, 9),
+        )
+    )
+    assert j.marks == (MARK_ABOVE,)
+    # A small dot is also a speck to the model's input: the i is read as the stroke alone.
+    small = prepare_stages(dotted(pen(one, 18), (60, 140, 6)))
+    assert small.marks == (MARK_ABOVE,)
+    assert np.allclose(small.centered, prepare(pen(one, 18)), atol=1e-6)
+    # A 5 whose bar was drawn apart: the bar sits at the top of the rest, not above it.
+    five = [
+        [(110, 50), (200, 50)],
+        [(110, 72), (105, 140), (170, 135), (185, 200), (150, 245), (95, 235)],
+    ]
+    assert prepare_stages(pen(five, 18)).marks == ()
+    # A speck far off to the side of a 7 is ignored, not taken for a mark.
+    assert prepare_stages(dotted(pen(SEVEN, 18), (10, 265, 4))).marks == ()
+
+
+def test_a_mark_inside_the_drawing_is_a_mark_no_digit_has():
+    img = Image.new("RGBA", (280, 280), (0, 0, 0, 255))
+    face = ImageDraw.Draw(img)
+    face.ellipse((40, 40, 240, 240), outline=(255, 255, 255, 255), width=14)
+    zero = prepare_stages(np.asarray(img).copy())
+    assert zero.marks == ()
+    face.arc((95, 120, 185, 195), 20, 160, fill=(255, 255, 255, 255), width=12)  # a smile
+    eyes = dotted(np.asarray(img), (105, 105, 9), (105, 175, 9))
+    assert prepare_stages(eyes).marks == (MARK_INSIDE,)
+    # A scan whose ring broke: the piece left over is a stretch of the stroke at the edge, no mark.
+    broken = Image.new("RGBA", (280, 280), (0, 0, 0, 255))
+    ring = ImageDraw.Draw(broken)
+    ring.arc((40, 40, 240, 240), 20, 340, fill=(255, 255, 255, 255), width=14)
+    ring.line([(236, 125), (236, 155)], fill=(255, 255, 255, 255), width=10)
+    assert prepare_stages(np.asarray(broken)).marks == ()
+    # An 8 and a 4 drawn in two strokes are one piece: no marks.
+    eight = [
+        [
+            (140, 50),
+            (90, 90),
+            (140, 140),
+            (190, 190),
+            (140, 240),
+            (90, 190),
+            (140, 140),
+            (190, 90),
+            (140, 50),
+        ]
+    ]
+    four = [[(150, 40), (70, 170), (210, 170)], [(170, 100), (170, 250)]]
+    assert prepare_stages(pen(eight, 18)).marks == ()
+    assert prepare_stages(pen(four, 18)).marks == ()
+
+
+def test_few_real_digits_have_a_mark(mnist):
+    # MNIST's digits, pasted onto the canvas: broken strokes are not taken for dots or eyes.
+    marked = [
+        bool(prepare_stages(canvas(paste(x, 200, 40, 40))).marks) for x in mnist.x_test[:1000]
+    ]
+    assert np.mean(marked) <= 0.01
 
 
 def test_strokes_running_off_the_canvas_edge_still_count():

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from core import explain
+from core import drawing, explain
 from core.data import make_dataset
 from core.models import ConvBlock, build_model, preset
 
@@ -246,6 +246,22 @@ def test_assess_flags_doubt_and_strangeness(trained, mnist):
     assert "further from every digit than for 99.5%" in far.reason
     assert not explain.assess(probs, features, by_direction).unsure
     assert explain.assess(probs, features, None).unsure is False
+
+
+def test_a_mark_no_digit_has_makes_it_not_a_digit_whatever_the_model_says():
+    sure = np.full(10, 0.001)
+    sure[1] = 0.991
+    features = np.zeros(4, np.float32)
+    # No calibration at all: the marks alone decide, and the answer is still shown.
+    plain = explain.assess(sure, features, None)
+    assert not plain.unsure and plain.reason == ""
+    i = explain.assess(sure, features, None, (drawing.MARK_ABOVE,))
+    assert i.unsure and i.predicted == 1 and i.confidence == pytest.approx(0.991)
+    assert i.reason.startswith("This doesn't look like any digit: there is a dot above it")
+    assert "An i or a j?" in i.reason and "best guess is 1, but don't trust it" in i.reason
+    face = explain.assess(sure, features, None, (drawing.MARK_INSIDE, drawing.MARK_ABOVE))
+    assert face.unsure and "a mark inside it that does not touch its strokes" in face.reason
+    assert "A face, or a letter?" in face.reason and "dot above" not in face.reason
 
 
 def test_calibration_distance_is_scaled_per_digit():
