@@ -212,6 +212,20 @@ def test_what_is_not_a_digit_is_not_passed_off_as_one(app_env, canvas, shape):
     assert "don't trust it" in at.warning[0].value or "sure;" in at.warning[0].value
 
 
+def test_an_i_is_read_as_a_1_but_flagged_for_its_dot(app_env, canvas):
+    img = Image.fromarray(pen([[(140, 100), (140, 250)]]))
+    ImageDraw.Draw(img).ellipse((131, 41, 149, 59), fill=(255, 255, 255, 255))
+    canvas.image = np.asarray(img)
+    at = open_page(DRAW)
+    assert answer(at) == "1" and "best guess, not sure" in " ".join(m.value for m in at.markdown)
+    assert "there is a dot above it" in at.warning[0].value
+    assert "An i or a j?" in at.warning[0].value
+    # The same stroke without its dot is a plain 1.
+    canvas.image = pen([[(140, 100), (140, 250)]])
+    at = open_page(DRAW)
+    assert answer(at) == "1" and not at.warning
+
+
 def test_teach_it_back_saves_the_drawing(app_env, canvas, mnist):
     from core.drawing import prepare
 
