@@ -443,8 +443,9 @@ def _remove_specks(ink: np.ndarray, pieces: _Pieces | None) -> np.ndarray:
     if pieces is None:
         return ink
     f, main = pieces.factor, pieces.main
+    top, bottom, left, right = pieces.box.T
     # In pixels: partly covered cells at either end do not count.
-    extent = (np.maximum(np.diff(pieces.box[:, :2]), np.diff(pieces.box[:, 2:]))[:, 0] - f) + 1
+    extent = np.maximum(bottom - top, right - left) - f + 1
     speck = (pieces.mass < SPECK_MASS * pieces.mass[main]) & (extent < SPECK_EXTENT * extent[main])
     if not speck.any():
         return ink
@@ -464,8 +465,8 @@ def _marks(pieces: _Pieces | None) -> tuple[str, ...]:
     size = max(bottom[k] - top[k], right[k] - left[k])
     extent = np.maximum(bottom - top, right - left)
     row, col = (top + bottom) / 2, (left + right) / 2
-    round_ = np.minimum(bottom - top, right - left) >= MARK_ROUND * extent
-    other = (np.arange(len(pieces.mass)) != k) & round_
+    is_round = np.minimum(bottom - top, right - left) >= MARK_ROUND * extent
+    other = (np.arange(len(pieces.mass)) != k) & is_round
     share = pieces.mass / pieces.mass[k]
     margin = MARK_MARGIN * size
     above = (
