@@ -868,7 +868,8 @@ def assess(
             top3,
             True,
             f"This doesn't look like any digit: {MARK_REASONS[marks[0]]} Its best guess is "
-            f"{predicted}, but don't trust it. (A slip of the pen? Clear it and draw again.)",
+            f"{predicted}, but don't trust it. (A slip of the pen, or a speck on a photo? Remove it "
+            "and try again.)",
         )
     if calibration is None:
         return Verdict(predicted, confidence, top3, False, "")
