@@ -127,6 +127,46 @@ def digit_figures(prep: Prepared, s: Scored, mask: np.ndarray) -> dict:
     }
 
 
+def upload_of(groups) -> np.ndarray:
+    """For each optdigits drawing, the index of the same bitmap uploaded (hw.optdigits_set draws
+    each bitmap five ways in a row, the upload last); -1 for the other drawings."""
+    groups = np.asarray(groups).astype(str)
+    out = np.full(len(groups), -1)
+    at = np.flatnonzero(np.char.startswith(groups, "optdigits"))
+    per = len(hw.BRUSHES) + 2
+    for start in range(0, len(at), per):
+        run = at[start : start + per]
+        names = groups[run]
+        if (
+            len(run) != per
+            or run[-1] - run[0] != per - 1
+            or not names[-1].endswith(" uploaded")
+            or len({" ".join(n.split()[:2]) for n in names}) != 1  # one file: "optdigits tra"
+        ):
+            raise ValueError(f"optdigits drawings out of order at {run[0]}: {names.tolist()}")
+        out[run[:-1]] = run[-1]
+    return out
+
+
+def lost_in_drawing(prep: Prepared, s: Scored) -> dict:
+    """The canvas renderings misread although the same bitmap uploaded is read right: what the
+    rendering lost (a blotted scan's trace, a filled loop), not what the model cannot read."""
+    up = upload_of(prep.groups)
+    drawn = up >= 0
+    right = s.predicted == prep.labels
+    up_right = np.zeros(len(up), bool)
+    up_right[drawn] = right[up[drawn]]
+    wrong = drawn & ~right
+    return {
+        "n": int(drawn.sum()),
+        "misread": float(wrong.sum() / drawn.sum()) if drawn.any() else float("nan"),
+        "misread_upload_right": float((wrong & up_right).sum() / max(drawn.sum(), 1)),
+        "accuracy_where_upload_right": (
+            float(right[drawn & up_right].mean()) if (drawn & up_right).any() else float("nan")
+        ),
+    }
+
+
 def _line(name: str, f: dict) -> str:
     return (
         f"  {name:28s} n={f['n']:5d}  accuracy {f['accuracy']:7.2%}  flagged {f['flagged']:6.2%}"
@@ -343,6 +383,13 @@ def main() -> None:
         print(_line("optdigits uploaded tra", up_tra))
         print(_line("optdigits uploaded cv", up_cv))
         print(_line("optdigits traced + scanned", drawn))
+        lost = lost_in_drawing(prep, s)
+        print(
+            f"    misread on the canvas: {lost['misread']:.2%} of {lost['n']:,}, of which "
+            f"{lost['misread_upload_right']:.2%} (of all) read right when the same bitmap is "
+            f"uploaded; where the upload is read right, the canvas renderings are "
+            f"{lost['accuracy_where_upload_right']:.2%} right"
+        )
         hand = report_digits("hand digits", prep, s, "hand")
         font = digit_figures(prep, s, np.char.startswith(np.asarray(prep.groups), "font"))
         print(_line("font digits", font))
@@ -363,6 +410,7 @@ def main() -> None:
             "uploaded_tra": up_tra,
             "uploaded_cv": up_cv,
             "traced_scanned": drawn,
+            "lost_in_drawing": lost,
             "per_digit": opt["per_digit"],
             "hand_digits": {k: hand[k] for k in ("n", "accuracy", "flagged", "selective")},
             "font_digits": font,

@@ -2,6 +2,7 @@
 scanned digit along keeps what the writer drew."""
 
 import numpy as np
+import pytest
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
@@ -53,3 +54,35 @@ def test_an_open_loop_stays_one_loop():
     ImageDraw.Draw(img).ellipse((6, 3, 25, 28), outline=255, width=4)
     zero = np.asarray(img) > 127
     assert _loops(hw.centre_line(zero)) == 1
+
+
+def test_each_canvas_rendering_is_paired_with_the_upload_of_its_own_bitmap():
+    from benchmarks import bench_handwriting as bench
+
+    bitmaps = np.zeros((2, 32, 32), bool)
+    bitmaps[0, 4:28, 14:18] = True  # a 1
+    bitmaps[1, 6:26, 8:24] = True  # a block
+    drawings = list(hw.optdigits_set(bitmaps, np.array([1, 7]), 0, "optdigits tra"))
+    groups = ["letters x"] + [d.group for d in drawings] + ["scribbles y"]
+    up = bench.upload_of(groups)
+    assert up.tolist() == [-1, 5, 5, 5, 5, -1, 10, 10, 10, 10, -1, -1]
+    assert all(groups[i].endswith("uploaded") for i in up[up >= 0])
+    with pytest.raises(ValueError, match="out of order"):
+        bench.upload_of(groups[:1] + groups[2:])  # one rendering missing
+
+
+def test_lost_in_drawing_counts_only_renderings_whose_upload_reads_right():
+    from benchmarks import bench_handwriting as bench
+
+    groups = [f"optdigits cv {k}" for k in ("traced thin", "traced medium", "traced thick")]
+    groups = (groups + ["optdigits cv scanned", "optdigits cv uploaded"]) * 2
+    labels = np.array([3] * 5 + [4] * 5)
+    # Bitmap 1: the upload is right, two renderings wrong. Bitmap 2: the upload is wrong too.
+    predicted = np.array([3, 5, 5, 3, 3, 4, 9, 4, 4, 9])
+    prep = bench.Prepared(np.zeros((10, 28, 28)), np.ones(10, bool), labels, groups, [()] * 10, [])
+    lost = bench.lost_in_drawing(
+        prep, bench.Scored(predicted, np.zeros(10, bool), np.zeros(10, bool))
+    )
+    assert lost["n"] == 8 and lost["misread"] == 3 / 8
+    assert lost["misread_upload_right"] == 2 / 8
+    assert lost["accuracy_where_upload_right"] == 2 / 4
