@@ -52,6 +52,14 @@ def replays_for(kind: str) -> list[Replay]:
     return handmade + (styled[:3] if kind == "mouse" else styled[:1])
 
 
+def _ink_box(x: np.ndarray) -> str:
+    """Where a 28x28 input's ink is (rows and columns above a fifth), to say how two differ."""
+    rows, cols = np.nonzero(np.asarray(x).reshape(28, 28) > 0.2)
+    if not len(rows):
+        return "none"
+    return f"{rows.min()}-{rows.max()} x {cols.min()}-{cols.max()} ({len(rows)} pixels)"
+
+
 @pytest.fixture(scope="module")
 def predictor(tmp_path_factory):
     if not (ROOT / "models" / "default" / "model.keras").exists():
@@ -72,6 +80,9 @@ def test_replayed_strokes_give_the_offline_input(browser, app_server, predictor,
         expected = offline_input(outcome.replay)
         assert outcome.page_input is not None, f"{name}: the page answered nothing"
         distance = input_distance(outcome.page_input, expected)
-        assert distance <= INPUT_TOLERANCE, f"{name}: inputs differ by {distance:.3f}"
+        assert distance <= INPUT_TOLERANCE, (
+            f"{name}: inputs differ by {distance:.3f}; ink rows and columns on the page "
+            f"{_ink_box(outcome.page_input)}, offline {_ink_box(expected)}"
+        )
         offline_answer = int(np.argmax(predictor(expected)))
         assert outcome.page_answer == offline_answer, f"{name}: page {outcome.page_answer}"
