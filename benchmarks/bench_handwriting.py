@@ -157,13 +157,12 @@ def lost_in_drawing(prep: Prepared, s: Scored) -> dict:
     up_right = np.zeros(len(up), bool)
     up_right[drawn] = right[up[drawn]]
     wrong = drawn & ~right
+    n, kept = int(drawn.sum()), drawn & up_right
     return {
-        "n": int(drawn.sum()),
-        "misread": float(wrong.sum() / drawn.sum()) if drawn.any() else float("nan"),
-        "misread_upload_right": float((wrong & up_right).sum() / max(drawn.sum(), 1)),
-        "accuracy_where_upload_right": (
-            float(right[drawn & up_right].mean()) if (drawn & up_right).any() else float("nan")
-        ),
+        "n": n,
+        "misread": float(wrong.sum() / n) if n else float("nan"),
+        "misread_upload_right": float((wrong & up_right).sum() / n) if n else float("nan"),
+        "accuracy_where_upload_right": float(right[kept].mean()) if kept.any() else float("nan"),
     }
 
 

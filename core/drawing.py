@@ -369,8 +369,12 @@ def _color_planes(image: np.ndarray) -> list[np.ndarray] | None:
         if lo == hi:
             channels -= 1
             has_alpha = False
-    # Per-channel planes: numpy reduces over a short last axis slowly.
-    planes = [arr[:, :, c].astype(np.float32) for c in range(channels)]
+    # Per-channel planes: numpy reduces over a short last axis slowly. A gray picture stored in
+    # colour channels (the canvas: white ink on black, RGBA) needs one colour plane, not three.
+    colors = channels - 1 if has_alpha else channels
+    gray = colors == 3 and all(np.array_equal(arr[:, :, 0], arr[:, :, c]) for c in (1, 2))
+    kept = [0] if gray else list(range(colors))
+    planes = [arr[:, :, c].astype(np.float32) for c in kept + ([channels - 1] if has_alpha else [])]
     if scale != 1.0:
         planes = [p * scale for p in planes]
     if not has_alpha:

@@ -134,6 +134,17 @@ def test_grey_rgb_rgba_and_alpha_only_agree(mnist):
     assert np.allclose(prepare(white_ink), reference, atol=1e-5)
 
 
+def test_ink_in_one_colour_channel_only_is_found(mnist):
+    # A gray picture is read from one of its colour planes; one whose planes differ, from all.
+    gray = paste(mnist.x_test[2], 160, 40, 70)
+    reference = prepare(gray)
+    blue_only = np.zeros((280, 280, 4), np.uint8)
+    blue_only[..., 2], blue_only[..., 3] = gray, 255  # blue ink on black, opaque
+    assert np.allclose(prepare(blue_only), reference, atol=1e-5)
+    faint = np.dstack([np.zeros_like(gray)] * 2 + [gray // 2])  # dark blue ink, no alpha
+    assert prepare(faint) is not None
+
+
 @pytest.mark.parametrize(("size", "top", "left"), [(250, 10, 20), (80, 180, 10), (140, 0, 140)])
 def test_a_real_digit_anywhere_on_the_canvas_comes_back(mnist, size, top, left):
     plain, shifted = [], []
