@@ -276,6 +276,7 @@ def sets_key(samples: int | None) -> str:
     for path in (ROOT / "core" / "drawing.py", ROOT / "benchmarks" / "handwriting.py"):
         h.update(path.read_bytes())
     h.update(str(samples).encode())
+    h.update(" ".join(hw.missing_fonts()).encode())  # fonts installed later: built again
     return h.hexdigest()
 
 
@@ -347,9 +348,14 @@ def main() -> None:
     store = RunStore(args.runs_dir)
     start = time.perf_counter()
     prep = cached_sets(optdigits, args.samples, args.cache)
-    fonts = (
-        "Hershey fonts found" if hw.font_strokes("A") else "no Hershey fonts (hershey-fonts-data)"
-    )
+    missing = hw.missing_fonts()
+    fonts = f"{len(missing)} font files missing" if missing else "every font found"
+    if missing:
+        print(
+            f"warning: no letters from {', '.join(missing)}; the letter figures will not match "
+            f"benchmarks/README.md. Install them with: apt-get install -y {hw.FONT_PACKAGES}",
+            flush=True,
+        )
     print(
         f"{len(prep.labels):,} drawings prepared in {time.perf_counter() - start:.0f} s "
         f"({int((prep.labels >= 0).sum()):,} digits; {fonts})",

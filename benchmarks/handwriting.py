@@ -45,6 +45,20 @@ TTF_FONTS = (
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
 )
 
+FONT_PACKAGES = (
+    "hershey-fonts-data fonts-dkg-handwriting fonts-breip fonts-femkeklaver fonts-rufscript "
+    "fonts-sjfonts fonts-dejavu-core"
+)
+"""The Debian packages the letters come from (apt-get install -y ...)."""
+
+
+def missing_fonts() -> list[str]:
+    """The font files the letter set would draw from that are not on this machine."""
+    wanted = [HERSHEY_DIR / f"{font}.jhf" for font in HERSHEY_FONTS]
+    wanted += [Path(path) for path in TTF_FONTS]
+    return [str(path) for path in wanted if not path.is_file()]
+
+
 Stroke = list[tuple[float, float]]
 
 

@@ -86,3 +86,19 @@ def test_lost_in_drawing_counts_only_renderings_whose_upload_reads_right():
     assert lost["n"] == 8 and lost["misread"] == 3 / 8
     assert lost["misread_upload_right"] == 2 / 8
     assert lost["accuracy_where_upload_right"] == 2 / 4
+
+
+def test_missing_fonts_names_each_absent_font_file(tmp_path, monkeypatch):
+    """The letter set silently draws from the fonts it finds; the bench warns with this list."""
+    (tmp_path / f"{hw.HERSHEY_FONTS[0]}.jhf").write_text("")
+    present = tmp_path / "present.ttf"
+    present.write_bytes(b"")
+    monkeypatch.setattr(hw, "HERSHEY_DIR", tmp_path)
+    monkeypatch.setattr(hw, "TTF_FONTS", (str(present), str(tmp_path / "absent.ttf")))
+    missing = hw.missing_fonts()
+    assert str(tmp_path / "absent.ttf") in missing
+    assert str(present) not in missing
+    assert str(tmp_path / f"{hw.HERSHEY_FONTS[0]}.jhf") not in missing
+    assert len(missing) == len(hw.HERSHEY_FONTS)  # the other Hershey fonts and the absent TTF
+    for package in ("hershey-fonts-data", "fonts-sjfonts"):
+        assert package in hw.FONT_PACKAGES.split()
