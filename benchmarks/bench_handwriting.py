@@ -27,6 +27,8 @@ scribbles, and the median time of `core.draw_session.read` on one drawing; ends 
 `--cache FILE` keeps the prepared sets in FILE (an .npz), reused while core/drawing.py,
 benchmarks/handwriting.py and --samples are unchanged: building them takes minutes.
 `--save-png DIR` writes the optdigits drawings as PNG files instead, for `python -m core predict`.
+`--error-grid PNG` draws 100 random unflagged errors on optdigits, each beside the same bitmap
+uploaded, for judging by eye which renderings still show their digit.
 `--single` reads each drawing once as drawn instead of turned either way (`core.explain.TURNS`),
 to measure what the turned readings add.
 """
@@ -93,6 +95,8 @@ class Scored:
     """One model's answers on a prepared set."""
 
     predicted: np.ndarray
+    confidence: np.ndarray
+    """The largest probability of each reading (0 where no ink was found)."""
     flagged: np.ndarray
     """Unsure or not a digit (or no ink found)."""
     strange: np.ndarray
@@ -112,7 +116,8 @@ def score(prep: Prepared, predictor: explain.Predictor, calibration) -> Scored:
         flagged[i] = verdict.unsure
         strange[i] = verdict.unsure and "doesn't look like any digit" in verdict.reason
     predicted = np.where(prep.found, predicted, -1)
-    return Scored(predicted, flagged, strange)
+    confidence = np.where(prep.found, probs.max(axis=1), 0.0)
+    return Scored(predicted, confidence, flagged, strange)
 
 
 def digit_figures(prep: Prepared, s: Scored, mask: np.ndarray) -> dict:
@@ -164,6 +169,45 @@ def lost_in_drawing(prep: Prepared, s: Scored) -> dict:
         "misread_upload_right": float((wrong & up_right).sum() / n) if n else float("nan"),
         "accuracy_where_upload_right": float(right[kept].mean()) if kept.any() else float("nan"),
     }
+
+
+def error_grid(prep: Prepared, s: Scored, path: Path, count: int = 100, seed: int = 0) -> int:
+    """Draw a random sample of the unflagged optdigits errors, each as the model saw it (left)
+    beside the same bitmap uploaded (right), titled "k: true->read confidence", into path (a PNG),
+    and list them in path.with_suffix(".tsv"). These errors are what keeps the unflagged from
+    99%: the grid lets a person judge which renderings still show their digit. Returns how many
+    were drawn."""
+    from PIL import Image, ImageDraw
+
+    groups = np.asarray(prep.groups).astype(str)
+    up = upload_of(prep.groups)
+    wrong = np.char.startswith(groups, "optdigits") & (s.predicted != prep.labels) & ~s.flagged
+    where = np.flatnonzero(wrong)
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(where, size=min(count, len(where)), replace=False))
+    side, cols = 84, 10
+    cell_w, cell_h = 2 * side + 10, side + 16
+    rows = max(1, -(-len(pick) // cols))
+    sheet = Image.new("L", (cols * cell_w, rows * cell_h), 40)
+    pen = ImageDraw.Draw(sheet)
+    lines = ["k\tindex\tgroup\ttrue\tread\tconfidence\tupload read"]
+    for k, i in enumerate(pick):
+        row, col = divmod(k, cols)
+        x, y = col * cell_w, row * cell_h
+        j = up[i] if up[i] >= 0 else i  # an upload's own bitmap is itself
+        for dx, which in ((0, i), (side + 2, j)):
+            tile = Image.fromarray((prep.x28[which] * 255).astype(np.uint8))
+            sheet.paste(tile.resize((side, side), Image.NEAREST), (x + dx, y + 14))
+        title = f"{k}: {prep.labels[i]}->{s.predicted[i]} {s.confidence[i]:.2f}"
+        pen.text((x + 2, y + 1), title, fill=255)
+        lines.append(
+            f"{k}\t{i}\t{groups[i]}\t{prep.labels[i]}\t{s.predicted[i]}\t"
+            f"{s.confidence[i]:.3f}\t{s.predicted[j]}"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+    path.with_suffix(".tsv").write_text("\n".join(lines) + "\n")
+    return len(pick)
 
 
 def _line(name: str, f: dict) -> str:
@@ -330,6 +374,13 @@ def main() -> None:
         "(named INDEX_LABEL.png), for `python -m core predict`, and stop",
     )
     parser.add_argument(
+        "--error-grid",
+        type=Path,
+        metavar="PNG",
+        help="draw 100 random unflagged optdigits errors (of the first run), each beside its "
+        "bitmap uploaded, into PNG, with a list in the .tsv beside it",
+    )
+    parser.add_argument(
         "--single",
         action="store_true",
         help="read each drawing once as drawn, not turned (explain.TURNS): the figures without it",
@@ -395,6 +446,9 @@ def main() -> None:
             f"uploaded; where the upload is read right, the canvas renderings are "
             f"{lost['accuracy_where_upload_right']:.2%} right"
         )
+        if args.error_grid and name == args.runs[0]:
+            drawn_errors = error_grid(prep, s, args.error_grid)
+            print(f"    {drawn_errors} unflagged errors drawn into {args.error_grid}")
         hand = report_digits("hand digits", prep, s, "hand")
         font = digit_figures(prep, s, np.char.startswith(np.asarray(prep.groups), "font"))
         print(_line("font digits", font))

@@ -81,7 +81,7 @@ def test_lost_in_drawing_counts_only_renderings_whose_upload_reads_right():
     predicted = np.array([3, 5, 5, 3, 3, 4, 9, 4, 4, 9])
     prep = bench.Prepared(np.zeros((10, 28, 28)), np.ones(10, bool), labels, groups, [()] * 10, [])
     lost = bench.lost_in_drawing(
-        prep, bench.Scored(predicted, np.zeros(10, bool), np.zeros(10, bool))
+        prep, bench.Scored(predicted, np.ones(10), np.zeros(10, bool), np.zeros(10, bool))
     )
     assert lost["n"] == 8 and lost["misread"] == 3 / 8
     assert lost["misread_upload_right"] == 2 / 8
@@ -102,3 +102,34 @@ def test_missing_fonts_names_each_absent_font_file(tmp_path, monkeypatch):
     assert len(missing) == len(hw.HERSHEY_FONTS)  # the other Hershey fonts and the absent TTF
     for package in ("hershey-fonts-data", "fonts-sjfonts"):
         assert package in hw.FONT_PACKAGES.split()
+
+
+def test_error_grid_draws_each_unflagged_error_beside_its_upload(tmp_path):
+    from PIL import Image
+
+    from benchmarks import bench_handwriting as bench
+
+    groups = [f"optdigits tra {k}" for k in ("traced thin", "traced medium", "traced thick")]
+    groups = (groups + ["optdigits tra scanned", "optdigits tra uploaded"]) * 2 + ["letters x"]
+    labels = np.array([1] * 5 + [8] * 5 + [-1])
+    x28 = np.zeros((11, 28, 28), np.float32)
+    x28[4, :, 13:15] = 1.0  # the first bitmap's upload: a bar
+    # Wrong and unflagged: 1 (traced medium) and 9 (the second upload). Wrong but flagged: 2.
+    predicted = np.array([1, 7, 7, 1, 1, 8, 8, 8, 8, 3, 4])
+    flagged = np.zeros(11, bool)
+    flagged[2] = True
+    confidence = np.linspace(0.5, 1.0, 11)
+    prep = bench.Prepared(x28, np.ones(11, bool), labels, groups, [()] * 11, [])
+    scored = bench.Scored(predicted, confidence, flagged, np.zeros(11, bool))
+    path = tmp_path / "grid.png"
+    assert bench.error_grid(prep, scored, path) == 2
+    rows = path.with_suffix(".tsv").read_text().splitlines()[1:]
+    assert [r.split("\t")[1:5] for r in rows] == [
+        ["1", "optdigits tra traced medium", "1", "7"],
+        ["9", "optdigits tra uploaded", "8", "3"],
+    ]
+    assert rows[0].split("\t")[6] == "1"  # its upload (index 4) reads right
+    sheet = np.asarray(Image.open(path))
+    assert sheet.shape == (84 + 16, 10 * (2 * 84 + 10))
+    left, right = sheet[14:98, :84], sheet[14:98, 86:170]
+    assert left.max() == 0 and right.max() == 255  # the error drew nothing; its upload a bar
