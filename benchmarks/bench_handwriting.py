@@ -25,7 +25,8 @@ Prints accuracy, the share flagged (unsure or not a digit), the accuracy of the 
 scribbles, and the median time of `core.draw_session.read` on one drawing; ends with one JSON line.
 `--samples N` keeps the first N digits of each optdigits file (and fewer of the rest): a quick run.
 `--cache FILE` keeps the prepared sets in FILE (an .npz), reused while core/drawing.py,
-benchmarks/handwriting.py and --samples are unchanged: building them takes minutes.
+benchmarks/handwriting.py, --samples and the installed fonts are unchanged: building them takes
+minutes.
 `--save-png DIR` writes the optdigits drawings as PNG files instead, for `python -m core predict`.
 `--error-grid PNG` draws 100 random unflagged errors on optdigits, each beside the same bitmap
 uploaded, for judging by eye which renderings still show their digit.
